@@ -1,0 +1,5 @@
+import sys
+
+from fairpp.cli import main
+
+sys.exit(main())
