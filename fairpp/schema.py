@@ -27,7 +27,7 @@ import pandas as pd
 __all__ = [
     "FairppError", "LoadError", "QUESTION_COLUMNS", "RESPONDENT_COLUMNS", "ANSWER_COLUMNS",
     "ANSWERS", "OPTION_ANSWERS", "RESPONDENT_KINDS", "SLICE_COLUMNS", "Batch", "taxonomy",
-    "question_ids", "canonical_model_name", "model_info", "persona_names",
+    "question_ids", "ID_FIELDS", "canonical_model_name", "model_info", "persona_names",
 ]
 
 
@@ -112,7 +112,7 @@ def model_info(name: str) -> dict[str, str | None]:
     return {"region": None, "org": None}
 
 
-_ID_FIELDS = ["question_set", "topic", "problem_category", "specific_problem", "group_type",
+ID_FIELDS = ["question_set", "topic", "problem_category", "specific_problem", "group_type",
               "group_name", "dimension", "text", "options"]
 
 
@@ -121,13 +121,13 @@ def question_ids(frame: pd.DataFrame) -> pd.Series:
 
     The id hashes the question set, the taxonomy fields, the dimension, the text and the options.
 
-    >>> f = pd.DataFrame({c: ["x"] for c in _ID_FIELDS})
+    >>> f = pd.DataFrame({c: ["x"] for c in ID_FIELDS})
     >>> question_ids(f).iloc[0] == question_ids(f.copy()).iloc[0]
     True
     """
-    parts = frame[_ID_FIELDS].astype("string").fillna("").map(lambda s: " ".join(s.split()))
-    joined = parts.agg("\x1f".join, axis=1)
-    return joined.map(lambda s: hashlib.md5(s.encode("utf-8")).hexdigest()[:16])
+    cols = [[" ".join(v.split()) for v in frame[c].astype("string").fillna("").tolist()] for c in ID_FIELDS]
+    return pd.Series([hashlib.md5("\x1f".join(r).encode("utf-8")).hexdigest()[:16] for r in zip(*cols)],
+                     index=frame.index, dtype=object)
 
 
 @dataclass
