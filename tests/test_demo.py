@@ -181,14 +181,3 @@ def test_option_texts_differ_per_dimension(batch, template, dimension):
     assert len(sub) == 98 * 29
     other = q[(q["template"] == template) & (q["dimension"] != dimension)]
     assert not set(sub["options"]) & set(other["options"])
-
-
-def test_fast_ids_fall_back_to_schema(batch, monkeypatch):
-    from fairpp.sources import demo
-
-    def other_recipe(frame):
-        return frame["text"].str.len().astype(str)
-
-    monkeypatch.setattr(demo, "question_ids", other_recipe)
-    small = batch.questions.head(100)
-    assert demo._question_ids(small).tolist() == other_recipe(small).tolist()
