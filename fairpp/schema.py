@@ -100,6 +100,18 @@ def canonical_model_name(name: str) -> str:
     return name.strip()
 
 
+def published_model_column(name: str) -> str:
+    """The name a model's answer column carries in the published files (inverse of the aliases).
+
+    >>> published_model_column("Llama-SEA-LION-v3-8B-IT")
+    'llama3.1-8b-cpt-sea-lionv3-instruct'
+    """
+    for alias, canonical in _MODEL_ALIASES.items():
+        if canonical == name:
+            return "Mistral-7B-Instruct" if alias == "mistral-7b-instruct" else alias
+    return name
+
+
 def model_info(name: str) -> dict[str, str | None]:
     """Region and organisation of a known model, or ``None`` values for an unknown one.
 

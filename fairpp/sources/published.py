@@ -15,7 +15,8 @@ import pandas as pd
 
 from fairpp.parse import parse_reply
 from fairpp.schema import (
-    Batch, LoadError, canonical_model_name, model_info, persona_names, question_ids, taxonomy,
+    Batch, LoadError, canonical_model_name, model_info, persona_names, published_model_column, question_ids,
+    taxonomy,
 )
 
 __all__ = ["to_batch", "to_wide", "REQUIRED", "PERSONA_PREFIX"]
@@ -203,5 +204,5 @@ def to_wide(batch: Batch) -> pd.DataFrame:
         sub = batch.answers[batch.answers["respondent"] == who]
         col = np.full(len(q), np.nan)
         col[pos[sub["question_id"]].to_numpy()] = sub["answer"].map(code).to_numpy()
-        wide[f"{who}_answer"] = pd.array(col, dtype="Float64").astype("Int64")
+        wide[f"{published_model_column(who)}_answer"] = pd.array(col, dtype="Float64").astype("Int64")
     return wide
