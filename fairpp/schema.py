@@ -22,12 +22,13 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
     "FairppError", "LoadError", "QUESTION_COLUMNS", "RESPONDENT_COLUMNS", "ANSWER_COLUMNS",
     "ANSWERS", "OPTION_ANSWERS", "RESPONDENT_KINDS", "SLICE_COLUMNS", "Batch", "taxonomy",
-    "question_ids", "ID_FIELDS", "canonical_model_name", "model_info", "persona_names",
+    "question_ids", "ID_FIELDS", "normalize_space", "canonical_model_name", "model_info", "persona_names",
 ]
 
 
@@ -128,18 +129,49 @@ ID_FIELDS = ["question_set", "topic", "problem_category", "specific_problem", "g
               "group_name", "dimension", "text", "options"]
 
 
-def question_ids(frame: pd.DataFrame) -> pd.Series:
+def question_ids(frame: pd.DataFrame, *, normalized: bool = False) -> pd.Series:
     """Content-derived question ids: the same question in two files gets the same id.
 
-    The id hashes the question set, the taxonomy fields, the dimension, the text and the options.
+    The id is a 60-bit integer: the first 15 hex digits of the MD5 of the content (integers keep the
+    answers table small and its joins fast).
+
+    The id hashes the question set, the taxonomy fields, the dimension, the text and the options, with
+    whitespace collapsed (``normalized=True``: the caller already did that with :func:`normalize_space`).
 
     >>> f = pd.DataFrame({c: ["x"] for c in ID_FIELDS})
     >>> question_ids(f).iloc[0] == question_ids(f.copy()).iloc[0]
     True
     """
-    cols = [[" ".join(v.split()) for v in frame[c].astype("string").fillna("").tolist()] for c in ID_FIELDS]
-    return pd.Series([hashlib.md5("\x1f".join(r).encode("utf-8")).hexdigest()[:16] for r in zip(*cols)],
-                     index=frame.index, dtype=object)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts = []
+    for c in ID_FIELDS:
+        col = frame[c].astype("string[pyarrow]") if normalized else normalize_space(frame[c])
+        arr = pa.array(col.fillna("").array)
+        parts.append((arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.large_string()))
+    joined = pc.binary_join_element_wise(*parts, pa.scalar("\x1f", pa.large_string())).to_pylist()
+    return pd.Series([int(hashlib.md5(s.encode("utf-8")).hexdigest()[:15], 16) for s in joined],
+                     index=frame.index, dtype=np.int64)
+
+
+def normalize_space(col: pd.Series) -> pd.Series:
+    """Collapse runs of whitespace to one space and trim (vectorised with Arrow).
+
+    >>> normalize_space(pd.Series(["  a \\n b  ", None])).tolist()
+    ['a b', <NA>]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(col.astype("string[pyarrow]").array)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pc.any(pc.match_substring_regex(arr, pattern=r"\s\s|[\t\n\r\f\v]|^\s|\s$")).as_py():
+        enc = arr.dictionary_encode()  # normalise each distinct value once
+        clean = pc.utf8_trim_whitespace(pc.replace_substring_regex(enc.dictionary, pattern=r"\s+", replacement=" "))
+        arr = clean.take(enc.indices)
+    return pd.Series(pd.arrays.ArrowStringArray(arr), index=col.index)
 
 
 @dataclass
@@ -181,7 +213,7 @@ class AnswerMatrix:
 
     respondents: list[str]
     kinds: list[str]
-    question_ids: list[str]
+    question_ids: list[int]
     dimension: "Any"  # numpy int array, shape (Q,)
     probs: "Any"  # numpy float array, shape (R, Q, 3)
 

@@ -49,7 +49,7 @@ def read_table(path: str | Path, *, name: str | None = None) -> pd.DataFrame:
 
 
 def _types(t: pa.DataType) -> object:
-    return pd.StringDtype() if pa.types.is_string(t) or pa.types.is_large_string(t) else None
+    return pd.StringDtype("pyarrow") if pa.types.is_string(t) or pa.types.is_large_string(t) else None
 
 
 def _read_parquet(path: Path, label: str) -> pa.Table:

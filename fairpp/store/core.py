@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from fairpp.config import settings
 from fairpp.schema import (
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS sources (
     active BOOLEAN NOT NULL
 );
 CREATE TABLE IF NOT EXISTS questions (
-    question_id TEXT PRIMARY KEY, question_set TEXT NOT NULL, topic TEXT, problem_category TEXT,
+    question_id BIGINT NOT NULL, question_set TEXT NOT NULL, topic TEXT, problem_category TEXT,
     specific_problem TEXT, group_type TEXT, group_name TEXT, dimension TINYINT, template TINYINT,
     text TEXT, options TEXT, split TEXT, source_id INTEGER
 );
@@ -46,7 +47,7 @@ CREATE TABLE IF NOT EXISTS respondents (
     provenance TEXT, source_id INTEGER
 );
 CREATE TABLE IF NOT EXISTS answers (
-    question_id TEXT NOT NULL, respondent TEXT NOT NULL, answer TEXT NOT NULL,
+    question_id BIGINT NOT NULL, respondent TEXT NOT NULL, answer TEXT NOT NULL,
     p_a DOUBLE, p_b DOUBLE, p_c DOUBLE, raw TEXT, run_id TEXT, sample INTEGER NOT NULL DEFAULT 0,
     source_id INTEGER
 );
@@ -149,19 +150,18 @@ class Store:
                 q = batch.questions.assign(source_id=source_id)
                 r = batch.respondents.assign(source_id=source_id)
                 a = batch.answers.assign(sample=0, source_id=source_id)
-                cur.register("q_in", q)
+                cur.register("q_in", _arrow(q))
                 cur.register("r_in", r)
-                cur.register("a_in", a)
-                cur.execute("INSERT INTO questions SELECT * FROM q_in ON CONFLICT DO NOTHING")
+                cur.register("a_in", _arrow(a))
+                # Unique by construction (readers merge duplicates); questions kept from probes are skipped.
+                cur.execute(f"INSERT INTO questions SELECT {_select_list(q)} FROM q_in"
+                            " WHERE question_id NOT IN (SELECT question_id FROM questions)")
                 cur.execute(
                     "INSERT INTO respondents SELECT * FROM r_in ON CONFLICT (respondent) DO UPDATE SET "
                     "kind = excluded.kind, region = excluded.region, org = excluded.org, "
                     "description = excluded.description, provenance = excluded.provenance"
                 )
-                cur.execute(
-                    "INSERT INTO answers SELECT question_id, respondent, answer, p_a, p_b, p_c, raw, run_id,"
-                    " sample, source_id FROM a_in"
-                )
+                cur.execute(f"INSERT INTO answers SELECT {_select_list(a)} FROM a_in")
                 cur.execute("COMMIT")
             except Exception:
                 cur.execute("ROLLBACK")
@@ -276,7 +276,7 @@ class Store:
         where, params = _where(filters, respondents=respondents)
         if question_ids is not None:
             where += " AND list_contains(?, a.question_id)"
-            params.append(list(question_ids))
+            params.append([int(q) for q in question_ids])
         return self._df(
             f"SELECT a.*, r.kind, q.topic, q.problem_category, q.specific_problem, q.group_type, q.group_name,"
             f" q.dimension, q.template, q.split FROM answers a JOIN questions q USING (question_id)"
@@ -309,31 +309,50 @@ class Store:
 
         Repeated samples are averaged; unparsed and refused replies count as missing.
         """
-        where, params = _where(filters, respondents=respondents)
-        with self.cursor() as cur:
-            res = cur.execute(
-                f"""SELECT a.respondent, a.question_id, any_value(q.dimension) AS dimension,
-                           avg(pa) AS pa, avg(pb) AS pb, avg(pc) AS pc
-                    FROM (SELECT a.*, {_SOFT} FROM answers a WHERE a.answer IN ('A', 'B', 'C')) a
-                    JOIN questions q USING (question_id)
-                    WHERE {where} GROUP BY a.respondent, a.question_id ORDER BY a.question_id""",
-                params).fetchnumpy()
         resp = self.respondents()
         if respondents is not None:
             resp = resp[resp["respondent"].isin(list(respondents))]
-        present = set(res["respondent"].tolist())
-        resp = resp[resp["respondent"].isin(present)]
         names = resp["respondent"].tolist()
-        r_idx = pd.Index(names).get_indexer(res["respondent"])
-        qids, q_idx = np.unique(np.asarray(res["question_id"], dtype=object), return_inverse=True)
+        qwhere, qparams = _where(filters)
+        # Indices are computed in SQL, so only numbers cross into Python. Dataset answers are unique per
+        # (respondent, question); only repeated or re-run answers (probes) need averaging.
+        with self.cursor() as cur:
+            qs = cur.execute(f"SELECT question_id, dimension FROM questions q WHERE {qwhere} ORDER BY question_id",
+                             qparams).fetchnumpy()
+            res = cur.execute(
+                f"""WITH qi AS (SELECT question_id, row_number() OVER (ORDER BY question_id) - 1 AS q
+                                FROM questions q WHERE {qwhere}),
+                    a AS (SELECT list_position(?, a.respondent) - 1 AS r, a.question_id, a.run_id, a.sample, {_SOFT}
+                          FROM answers a WHERE a.answer IN ('A', 'B', 'C') AND list_contains(?, a.respondent))
+                    SELECT r, q, pa, pb, pc FROM a JOIN qi USING (question_id)
+                    WHERE a.run_id IS NULL AND a.sample = 0
+                    UNION ALL
+                    SELECT r, q, avg(pa), avg(pb), avg(pc) FROM a JOIN qi USING (question_id)
+                    WHERE a.run_id IS NOT NULL OR a.sample <> 0 GROUP BY r, q""",
+                [*qparams, names, names]).fetchnumpy()
+        qids = qs["question_id"]
         probs = np.full((len(names), len(qids), 3), np.nan)
+        r_idx, q_idx = res["r"].astype(np.int64), res["q"].astype(np.int64)
         probs[r_idx, q_idx, 0] = res["pa"]
         probs[r_idx, q_idx, 1] = res["pb"]
         probs[r_idx, q_idx, 2] = res["pc"]
-        dim = np.zeros(len(qids), dtype=np.int64)
-        dim[q_idx] = res["dimension"]
-        return AnswerMatrix(respondents=names, kinds=resp["kind"].tolist(), question_ids=qids.tolist(),
-                            dimension=dim, probs=probs)
+        present = np.flatnonzero(np.bincount(r_idx, minlength=len(names)) > 0)
+        return AnswerMatrix(respondents=[names[i] for i in present], kinds=[resp["kind"].iloc[i] for i in present],
+                            question_ids=[int(x) for x in qids], dimension=np.asarray(qs["dimension"], dtype=np.int64),
+                            probs=probs[present])
+
+
+def _select_list(frame: pd.DataFrame) -> str:
+    """Column list for INSERT ... SELECT: all-empty columns become NULL (no scan of a column of Nones)."""
+    return ", ".join("NULL" if frame[c].isna().all() else f'"{c}"' for c in frame.columns)
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    """The non-empty columns as an Arrow table with plain (not dictionary) strings: DuckDB's fastest input."""
+    cols = [c for c in frame.columns if not frame[c].isna().all()]
+    table = pa.Table.from_pandas(frame[cols], preserve_index=False)
+    return pa.table({name: col.combine_chunks().dictionary_decode() if pa.types.is_dictionary(col.type) else col
+                     for name, col in zip(table.column_names, table.columns)})
 
 
 def _order(df: pd.DataFrame) -> np.ndarray:
@@ -370,18 +389,25 @@ def _where(filters: Filters | None, *, respondents: Sequence[str] | None = None)
 
 
 def _check_batch(batch: Batch) -> None:
-    """Last line of defence: the readers validate with better messages, this guards the invariants."""
+    """Last line of defence: the readers validate with better messages, this guards the invariants.
+
+    Uniqueness of (question, respondent) is each reader's job (it can name the rows); here it is checked
+    with integer keys so that a full-size load stays fast.
+    """
     q, a, r = batch.questions, batch.answers, batch.respondents
     if q.empty:
         raise LoadError("nothing to load: the input holds no questions")
     if q["question_id"].duplicated().any():
         raise LoadError("the input holds the same question twice; merge the files first")
-    if a.duplicated(["question_id", "respondent", "run_id"]).any():
-        first = a[a.duplicated(["question_id", "respondent", "run_id"])].iloc[0]
-        raise LoadError(f"respondent {first['respondent']!r} answers question {first['question_id']} twice")
-    bad = set(a["answer"].unique()) - {"A", "B", "C", "unparsed", "refused"}
+    who, who_names = pd.factorize(a["respondent"])
+    run, _ = pd.factorize(a["run_id"], use_na_sentinel=False)
+    qcode, _ = pd.factorize(a["question_id"])
+    key = (qcode.astype(np.int64) * len(who_names) + who) * (int(run.max(initial=0)) + 1) + run
+    if len(np.unique(key)) < len(key):
+        raise LoadError("the input answers the same question twice for one respondent; keep one answer each")
+    bad = set(pd.unique(a["answer"])) - {"A", "B", "C", "unparsed", "refused"}
     if bad:
         raise LoadError(f"answers must be A, B, C, unparsed or refused; found {sorted(map(str, bad))}")
-    missing = set(a["respondent"]) - set(r["respondent"])
+    missing = set(who_names) - set(r["respondent"])
     if missing:
         raise LoadError(f"answers from respondents that are not described: {sorted(missing)[:5]}")
