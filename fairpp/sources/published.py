@@ -75,8 +75,13 @@ def to_batch(frames: Sequence[tuple[str, pd.DataFrame, str]]) -> Batch:
 
 
 def _norm(col: pd.Series) -> pd.Series:
-    """Collapse runs of whitespace (vectorised)."""
+    """Collapse runs of whitespace (vectorised): for names and question text, one line each."""
     return normalize_space(col)
+
+
+def _strip(col: pd.Series) -> pd.Series:
+    """Trim only: option blocks keep their line breaks (one option a line)."""
+    return col.astype("string[pyarrow]").str.strip()
 
 
 def _one_file(name: str, frame: pd.DataFrame):
@@ -111,8 +116,8 @@ def _one_file(name: str, frame: pd.DataFrame):
     q["dimension"] = persp.str.slice(2, 3).astype(int).to_numpy()
     q["question_set"] = "scenario" if scenario else "template"
     q["split"] = _split(name, frame)
-    q["options"] = _norm(frame["Option"]) if "Option" in frame.columns else None
-    q["question_id"] = question_ids(q, normalized=True)
+    q["options"] = _strip(frame["Option"]) if "Option" in frame.columns else None
+    q["question_id"] = question_ids(q)  # whitespace-insensitive: the id collapses it everywhere
     q["_file"], q["_line"] = name, np.arange(1, len(q) + 1)
     dup = q["question_id"].duplicated(keep=False).to_numpy()
     if dup.any():

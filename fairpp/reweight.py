@@ -1,0 +1,471 @@
+"""Tiers, weights and weighted preference pairs for one target persona (Fair-PP's alignment method).
+
+Definitions follow ``design/science.md`` (reweighting section):
+
+- Only questions that **every** persona present answered with A, B or C are records (an ``unparsed`` or
+  ``refused`` reply, or no reply, means "not answered"). ``K`` is the number of personas present.
+- ``tier = 1 + number of the other K-1 personas whose answer differs from the target's``; N/A (C)
+  counts as an answer like A and B, so tier counts cover every record.
+- ``T_i = (i / K)**alpha * (1 / N_i)**beta`` with ``N_i`` the records in tier ``i``; each record of tier
+  ``i`` weighs ``T_i / sum_j N_j T_j``, so record weights sum to 1. Empty tiers have count 0, no weight.
+
+Training pairs (documented choices):
+
+- **N/A.** A target's C is kept: chosen is ``"C. N/A"`` and A and B are rejected. The target declining a
+  question is part of its preference, and keeping it means every tier-counted record is in the
+  training set, so the pairs carry exactly the weights the tiers define.
+- **Rejected.** Each option the target did not pick (C included): every record gives exactly two pairs,
+  and chosen never equals rejected.
+- **Pair weight.** A pair carries its record's weight divided by the record's number of pairs (2).
+  Pair weights sum to 1 and each record's pairs together weigh what the paper gives the record, so a
+  weighted DPO loss (``sum weight * loss``) equals the paper's per-record weighting.
+
+Prompts come from the probe's builder (:func:`fairpp.probe.prompts.build_messages`: the question, its
+options and an instruction to answer with one letter); ``chosen``/``rejected`` are ``"B. <option text>"``.
+Exports are JSONL or Parquet with TRL's DPO columns (``prompt``, ``chosen``, ``rejected``) plus ``weight``
+and question metadata, written atomically with a run card beside them (``FILE.card.json``).
+Pure pandas/numpy: this module never imports duckdb or streamlit; :func:`from_store` only calls a
+:class:`fairpp.store.Store` it is given.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fairpp.schema import FairppError
+
+__all__ = ["ReweightError", "Reweighting", "answer_table", "reweight", "training_pairs", "weighting_effect",
+           "export_pairs", "output_format", "from_store", "source_info", "PAIR_COLUMNS", "FORMATS"]
+
+log = logging.getLogger(__name__)
+
+LETTERS = ("A", "B", "C")
+#: Columns of an exported pair file, in order (TRL's DPO trainer reads prompt/chosen/rejected).
+PAIR_COLUMNS = ["prompt", "chosen", "rejected", "weight", "question_id", "dimension", "topic", "problem_category",
+                "specific_problem", "group_type", "group_name", "split", "tier"]
+FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+_META = PAIR_COLUMNS[5:12]
+_REJECTED = np.array([[1, 2], [0, 2], [0, 1]])  # options the target did not pick, in letter order
+NA_HANDLING = "target C kept: chosen 'C. N/A', rejected A and B"
+PAIR_WEIGHTING = "record weight / number of the record's pairs (2); pair weights sum to 1"
+
+
+class ReweightError(FairppError):
+    """A reweighting that cannot be computed as asked; the message names the problem and the fix."""
+
+
+@dataclass
+class Reweighting:
+    """Tiers and weights for one target.
+
+    ``records``: ``question_id, answer`` (the target's), ``tier``, ``weight`` (sums to 1), one row per
+    question every persona answered. ``tiers``: ``tier, count, t_value`` (``T_i`` before normalising),
+    ``weight`` (of one record; NaN for an empty tier), ``share`` (of the total weight).
+    ``codes[r, k]`` is persona ``k``'s answer (0/1/2 for A/B/C) on record ``r``.
+    """
+
+    target: str
+    alpha: float
+    beta: float
+    personas: list[str]
+    records: pd.DataFrame
+    tiers: pd.DataFrame
+    codes: np.ndarray = field(repr=False)
+    n_questions: int = 0
+
+    @property
+    def K(self) -> int:  # noqa: N802 - the paper's name
+        return len(self.personas)
+
+    @property
+    def n_excluded(self) -> int:
+        """Questions dropped because some persona did not answer them."""
+        return self.n_questions - len(self.records)
+
+    def summary(self) -> dict[str, Any]:
+        """Target, alpha, beta, K, personas, question counts and per-tier counts and weights (JSON-ready)."""
+        tiers = [{"tier": int(t), "count": int(c), "weight": None if c == 0 else float(w),
+                  "share": float(s)} for t, c, w, s in self.tiers[["tier", "count", "weight", "share"]].itertuples(
+                      index=False)]
+        return {"target": self.target, "alpha": self.alpha, "beta": self.beta, "K": self.K,
+                "personas": list(self.personas), "questions": self.n_questions, "records": len(self.records),
+                "excluded": self.n_excluded, "tier_counts": {str(t["tier"]): t["count"] for t in tiers},
+                "tier_weights": {str(t["tier"]): t["weight"] for t in tiers}, "tiers": tiers}
+
+
+def answer_table(answers: pd.DataFrame, *, personas: Sequence[str] | None = None) -> pd.DataFrame:
+    """Persona answers as a table: index ``question_id`` (sorted), one categorical A/B/C column per persona.
+
+    ``answers`` is long (``question_id, respondent, answer``, e.g. ``store.answers(respondents=...)``).
+    ``unparsed``/``refused`` become missing; repeated answers give the most frequent letter (ties go to
+    the earlier letter). Columns follow ``personas`` (those present in ``answers``) or first appearance.
+
+    >>> a = pd.DataFrame({"question_id": [1, 1, 2, 2], "respondent": ["p", "q", "p", "q"],
+    ...                   "answer": ["A", "C", "refused", "B"]})
+    >>> t = answer_table(a)
+    >>> t.index.tolist(), t["p"].tolist(), t["q"].tolist()
+    ([1, 2], ['A', nan], ['C', 'B'])
+    """
+    missing = {"question_id", "respondent", "answer"} - set(answers.columns)
+    if missing:
+        raise ReweightError(f"answers lacks column(s) {sorted(missing)}; pass the frame store.answers() returns.")
+    qcode, qids = pd.factorize(answers["question_id"], sort=True)
+    present = [str(p) for p in pd.unique(answers["respondent"])]
+    names = present if personas is None else [p for p in personas if p in set(present)]
+    pcode, acode = _index_in(answers["respondent"], names), _index_in(answers["answer"], LETTERS)
+    ok = (pcode >= 0) & (acode >= 0)
+    key = qcode[ok].astype(np.int64) * len(names) + pcode[ok]
+    codes = np.full(len(qids) * len(names), -1, dtype=np.int64)
+    if len(key) == 0 or np.bincount(key).max() <= 1:  # one answer per question and persona: no vote needed
+        codes[key] = acode[ok]
+    else:
+        counts = np.bincount(key * 3 + acode[ok], minlength=codes.size * 3).reshape(-1, 3)
+        codes = np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), -1)
+    codes = codes.reshape(len(qids), len(names))
+    return pd.DataFrame({n: pd.Categorical.from_codes(codes[:, j], categories=list(LETTERS))
+                         for j, n in enumerate(names)}, index=pd.Index(np.asarray(qids), name="question_id"))
+
+
+def reweight(table: pd.DataFrame, *, target: str, alpha: float = 1.0, beta: float = 1.0) -> Reweighting:
+    """Tiers and weights for ``target`` (see the module docstring for the definitions).
+
+    Parameters
+    ----------
+    table : an :func:`answer_table` (question_id x persona -> A/B/C, missing where not answered).
+    target : the target persona: a column name (exact, case-insensitive or a unique prefix).
+    alpha, beta : exponents of ``T_i = (i/K)**alpha * (1/N_i)**beta``, each >= 0 (1 and 1 in the paper).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"p": list("AAB"), "q": list("ABB"), "r": list("ACB")}, index=[1, 2, 3])
+    >>> rw = reweight(t, target="p")
+    >>> rw.records["tier"].tolist(), rw.records["weight"].round(4).tolist()
+    ([1, 3, 1], [0.125, 0.75, 0.125])
+    """
+    alpha, beta = _exponent("alpha", alpha), _exponent("beta", beta)
+    personas = [str(c) for c in table.columns]
+    if len(personas) < 2:
+        raise ReweightError(f"reweighting needs at least 2 personas; found {len(personas)} ({personas}). Load a "
+                            "dataset with personas (fairpp demo / fairpp load) or name more of them.")
+    if table.empty:
+        raise ReweightError("the selection holds no answers: the filters (--slice) match nothing; widen or drop them.")
+    t = personas.index(_resolve(target, personas))
+    codes = np.column_stack([_codes(table.iloc[:, j]) for j in range(len(personas))])
+    complete = (codes >= 0).all(axis=1)
+    if not complete.any():
+        have = (codes >= 0).sum(axis=0)
+        raise ReweightError(f"no question was answered by all {len(personas)} personas; answers per persona: "
+                            f"{dict(zip(personas, have.tolist()))}. Leave out the persona with the fewest answers "
+                            "or widen the selection.")
+    codes = codes[complete]
+    k = len(personas)
+    tier = 1 + (codes != codes[:, [t]]).sum(axis=1)
+    count = np.bincount(tier, minlength=k + 1)[1:]
+    i = np.arange(1, k + 1, dtype=float)
+    with np.errstate(divide="ignore"):
+        t_value = np.where(count > 0, (i / k) ** alpha * (1.0 / np.maximum(count, 1)) ** beta, np.nan)
+    total = float(np.nansum(t_value * count))
+    w_tier = t_value / total
+    records = pd.DataFrame({"question_id": np.asarray(table.index)[complete],
+                            "answer": np.asarray(LETTERS)[codes[:, t]], "tier": tier.astype(np.int64),
+                            "weight": w_tier[tier - 1]})
+    tiers = pd.DataFrame({"tier": np.arange(1, k + 1), "count": count, "t_value": t_value, "weight": w_tier,
+                          "share": np.nan_to_num(w_tier * count)})
+    log.info("reweight %s: K=%d, %d records, %d excluded", personas[t], k, len(records), len(table) - len(records))
+    return Reweighting(target=personas[t], alpha=alpha, beta=beta, personas=personas, records=records,
+                       tiers=tiers, codes=codes, n_questions=len(table))
+
+
+def training_pairs(result: Reweighting, questions: pd.DataFrame) -> pd.DataFrame:
+    """Weighted preference pairs in TRL's DPO layout (columns :data:`PAIR_COLUMNS`), two per record.
+
+    ``questions`` needs ``question_id, text, options`` and the metadata columns (``store.questions()``).
+    """
+    from fairpp.probe.prompts import INSTRUCTION, format_options, parse_options  # the probe's prompt builder
+
+    need = {"question_id", "text", "options", *_META} - set(questions.columns)
+    if need:
+        raise ReweightError(f"questions lacks column(s) {sorted(need)}; pass the frame store.questions() returns.")
+    rec = result.records
+    qi = questions.drop_duplicates("question_id")
+    pos = pd.Index(qi["question_id"].to_numpy(dtype=np.int64)).get_indexer(rec["question_id"].to_numpy())
+    if (pos < 0).any():
+        raise ReweightError(f"question {rec['question_id'].iloc[int(np.argmin(pos))]} has answers but no text; "
+                            "load its questions (same source) first.")
+    ocode, opts = pd.factorize(qi["options"].astype("str"))
+    ocode = ocode[pos]
+    used = np.zeros(len(opts), dtype=bool)
+    used[ocode] = True
+    parsed = [_parse_options(o, parse_options) if u else dict.fromkeys(LETTERS, "") for o, u in zip(opts, used)]
+    block = pd.array([f"\n\n{format_options(p)}\n\n{INSTRUCTION}" for p in parsed], dtype="str")
+    labels = pd.array([f"{x}. {p[x]}" for p in parsed for x in LETTERS], dtype="str")  # 3 per distinct block
+    # Same text as build_messages(text, options)[-1]["content"], built once per distinct option block.
+    text = pd.Series(qi["text"].astype("str").array.take(pos)).str.strip()
+    prompt = (text + pd.Series(block.take(ocode))).array
+    chosen = pd.Index(LETTERS).get_indexer(rec["answer"])
+    rows = np.repeat(np.arange(len(rec)), 2)
+    out = pd.DataFrame({"prompt": prompt.take(rows), "chosen": labels.take(ocode[rows] * 3 + chosen[rows]),
+                        "rejected": labels.take(ocode[rows] * 3 + _REJECTED[chosen].ravel()),
+                        "weight": rec["weight"].to_numpy()[rows] / 2.0,
+                        "question_id": rec["question_id"].to_numpy(dtype=np.int64)[rows]})
+    sel = pos[rows]
+    for c in _META:
+        col = qi[c]
+        out[c] = col.to_numpy(dtype=np.int64)[sel] if c == "dimension" else col.astype("str").array.take(sel)
+    out["tier"] = rec["tier"].to_numpy()[rows]
+    return out[PAIR_COLUMNS]
+
+
+def weighting_effect(result: Reweighting, *, base: float = 2.0) -> pd.DataFrame:
+    """What the weighting does to the training set's answer distribution.
+
+    Rows: ``training (uniform)`` and ``training (weighted)`` (the distribution of chosen answers with
+    uniform and with tier weights), then every persona (``kind`` target/persona) on the same records.
+    Columns ``A, B, C`` (shares), ``js_before`` and ``js_after``: Jensen-Shannon distance (base 2 by
+    default, in [0, 1]) from the persona to the uniform and to the weighted training distribution.
+    """
+    rec = result.records
+    onehot = np.eye(3)[result.codes]  # (R, K, 3)
+    chosen = onehot[:, result.personas.index(result.target)]
+    before = chosen.mean(axis=0)
+    after = (chosen * rec["weight"].to_numpy()[:, None]).sum(axis=0) / rec["weight"].sum()
+    dist = onehot.mean(axis=0)  # (K, 3)
+    names = ["training (uniform)", "training (weighted)", *result.personas]
+    kinds = ["training", "training", *("target" if p == result.target else "persona" for p in result.personas)]
+    probs = np.vstack([before, after, dist])
+    js_b = np.r_[np.nan, np.nan, _js(dist, before, base)]
+    js_a = np.r_[np.nan, np.nan, _js(dist, after, base)]
+    return pd.DataFrame({"respondent": names, "kind": kinds, "A": probs[:, 0], "B": probs[:, 1], "C": probs[:, 2],
+                         "js_before": js_b, "js_after": js_a})
+
+
+def export_pairs(pairs: pd.DataFrame, out: str | Path, *, result: Reweighting,
+                 source: Mapping[str, Any] | None = None, filters: Mapping[str, Any] | None = None,
+                 fmt: str | None = None) -> dict[str, Any]:
+    """Write ``pairs`` (JSONL or Parquet) and its run card ``OUT.card.json``, both atomically.
+
+    ``fmt`` defaults from the suffix (``.jsonl``/``.json``, ``.parquet``/``.pq``). On any error neither file
+    is left behind (a previous file at ``out`` stays as it was). Returns the card.
+    """
+    out = Path(out)
+    fmt = output_format(out, fmt)
+    if list(pairs.columns[:len(PAIR_COLUMNS)]) != PAIR_COLUMNS or pairs.empty:
+        raise ReweightError("pairs must be the non-empty frame training_pairs() returns.")
+    card_path = out.with_name(out.name + ".card.json")
+    tmp, tmp_card = (p.with_name(f".{p.name}.{uuid.uuid4().hex}.tmp") for p in (out, card_path))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "jsonl":
+            _write_jsonl(pairs, tmp)
+        else:
+            pairs.to_parquet(tmp, index=False)
+        card = _card(pairs, result=result, source=source, filters=filters, out=out, fmt=fmt, sha256=_sha256(tmp))
+        tmp_card.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, out)
+        os.replace(tmp_card, card_path)
+    except OSError as exc:
+        raise ReweightError(f"cannot write {out}: {exc}; choose another --out path.") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp_card.unlink(missing_ok=True)
+    log.info("wrote %d pairs to %s", len(pairs), out)
+    return card
+
+
+def output_format(out: str | Path, fmt: str | None = None) -> str:
+    """``fmt`` if given, else the format the suffix of ``out`` names; raises when neither says.
+
+    >>> output_format("pairs.parquet"), output_format("pairs.out", "jsonl")
+    ('parquet', 'jsonl')
+    """
+    fmt = fmt or FORMATS.get(Path(out).suffix.lower())
+    if fmt not in ("jsonl", "parquet"):
+        raise ReweightError(f"cannot tell the format of {Path(out).name!r}; end the name in .jsonl or .parquet, "
+                            "or pass --format jsonl|parquet.")
+    return fmt
+
+
+def source_info(store: Any) -> dict[str, Any]:
+    """The active dataset's provenance for a run card: kind, label, synthetic, sha256 (list), files."""
+    src = store.active_source() or {}
+    rows = store.sources()
+    rows = rows[(rows["role"] == "dataset") & rows["active"].astype(bool)] if not rows.empty else rows
+    hashes = [h for h in rows.get("sha256", pd.Series(dtype=object)).tolist() if h]
+    hashes += [f["sha256"] for f in src.get("files", []) if f.get("sha256") and f["sha256"] not in hashes]
+    return {"kind": src.get("kind"), "label": src.get("label"), "synthetic": bool(src.get("synthetic", False)),
+            "sha256": hashes, "files": src.get("files", []), "loaded_at": src.get("loaded_at")}
+
+
+def from_store(store: Any, *, target: str, alpha: float = 1.0, beta: float = 1.0,
+               filters: Mapping[str, Sequence[Any]] | None = None,
+               personas: Sequence[str] | None = None) -> tuple[Reweighting, pd.DataFrame]:
+    """Tiers, weights and pairs from a :class:`fairpp.store.Store` (personas default to kind ``persona``).
+
+    Checks ``alpha``/``beta`` before reading anything. Returns ``(result, pairs)``.
+    """
+    _exponent("alpha", alpha), _exponent("beta", beta)
+    known = store.respondents(kinds=["persona", "custom"])["respondent"].tolist()
+    if not known:
+        raise ReweightError("no personas are loaded; run `fairpp demo` or `fairpp load FILE` first.")
+    if personas is None:
+        personas = store.respondents(kinds=["persona"])["respondent"].tolist()
+    else:
+        personas = [_resolve(p, known) for p in personas]
+    target = _resolve(target, known)
+    if target not in personas:
+        personas = [*personas, target]  # a named target (e.g. a custom persona) joins the set
+    answers = store.answers(filters, respondents=personas)
+    if answers.empty:
+        raise ReweightError(f"no persona answers under the selection {dict(filters or {})}; widen or drop --slice."
+                            if filters else "no persona answers are loaded; run `fairpp demo` or `fairpp load FILE`.")
+    table = answer_table(answers, personas=personas)
+    if len(table.columns) < len(personas):
+        log.warning("personas without answers under the selection (K counts only the others): %s",
+                    sorted(set(personas) - set(table.columns)))
+    result = reweight(table, target=target, alpha=alpha, beta=beta)
+    return result, training_pairs(result, store.questions(filters))
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+def _exponent(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value < 0:
+        raise ReweightError(f"{name}={value!r} is out of range; pass a finite number >= 0 (the paper uses 1).")
+    return float(value)
+
+
+def _resolve(name: str, names: Sequence[str]) -> str:
+    key = str(name).strip().lower()
+    found = [n for n in names if n == name] or [n for n in names if n.lower() == key] \
+        or [n for n in names if n.lower().startswith(key)]
+    if len(found) != 1:
+        raise ReweightError(f"persona {name!r} {'is ambiguous' if found else 'is unknown'}; known personas: "
+                            f"{list(names)}.")
+    return found[0]
+
+
+_ONE_LINE = re.compile(r"^\s*\(?A[.):]\s*(.*?)\s+\(?B[.):]\s*(.*?)(?:\s+\(?C[.):]\s*(.*?))?\s*$", re.S)
+
+
+def _parse_options(options: str, parse: Any) -> dict[str, str]:
+    """The probe's option parser, plus blocks whose line breaks a loader collapsed ("A. x B. y C. N/A")."""
+    try:
+        return parse(options)
+    except FairppError:
+        m = _ONE_LINE.match(str(options))
+        if not m:
+            raise
+        return {"A": m.group(1), "B": m.group(2), "C": m.group(3) or "N/A"}
+
+
+def _index_in(col: pd.Series, values: Sequence[str]) -> np.ndarray:
+    """Position of each value of ``col`` in ``values`` (-1 where absent or missing), with Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(col.dtype, pd.StringDtype):
+        arr = pa.array(col.array)
+    else:
+        arr = pa.array(col.astype(object), pa.string(), from_pandas=True)
+    found = pc.index_in(arr, value_set=pa.array(list(values), arr.type))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _codes(col: pd.Series) -> np.ndarray:
+    if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == list(LETTERS):
+        return col.cat.codes.to_numpy(dtype=np.int64)
+    return pd.Categorical(col, categories=list(LETTERS)).codes.astype(np.int64)
+
+
+def _js(p: np.ndarray, q: np.ndarray, base: float) -> np.ndarray:
+    """Jensen-Shannon distance between each row of ``p`` and the distribution ``q`` (scipy's definition)."""
+    q = np.broadcast_to(q, p.shape)
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(p > 0, p * np.log(p / m), 0.0).sum(axis=1) + np.where(q > 0, q * np.log(q / m), 0.0).sum(axis=1)
+    return np.sqrt(np.clip(kl / (2.0 * math.log(base)), 0.0, None))
+
+
+def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
+    """One JSON object per row, built column-wise with Arrow (exact floats, unlike ``to_json``'s 10 digits)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts: list[Any] = []
+    for i, c in enumerate(frame.columns):
+        key = ("{" if i == 0 else ",") + json.dumps(str(c)) + ":"
+        parts += [pa.scalar(key, pa.large_string()), _json_values(frame[c])]
+    parts.append(pa.scalar("}\n", pa.large_string()))
+    lines = pc.binary_join_element_wise(*parts, pa.scalar("", pa.large_string()))
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
+    with open(path, "wb") as f:
+        f.write(memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]])
+
+
+def _json_values(col: pd.Series) -> Any:
+    """A column as an Arrow array of JSON literals (strings escaped; NaN/None as null)."""
+    import pyarrow as pa
+
+    if col.dtype.kind in "iub":
+        return pa.array(col.to_numpy()).cast(pa.large_string())
+    codes, uniq = pd.factorize(col)  # each distinct value is encoded once
+    if col.dtype.kind == "f":
+        lit = pa.array([repr(float(x)) for x in uniq] + ["null"], pa.large_string())
+    elif len(uniq) <= 4096:
+        lit = pa.array([json.dumps(str(x), ensure_ascii=False) for x in uniq] + ["null"], pa.large_string())
+    else:
+        lit = pa.concat_arrays([_json_strings(pa.array(pd.Series(uniq).astype("string").array, pa.large_string())),
+                                pa.array(["null"], pa.large_string())])
+    return lit.take(pa.array(np.where(codes < 0, len(uniq), codes)))
+
+
+def _json_strings(arr: Any) -> Any:
+    """JSON string literals for many strings at once (Arrow kernels; ``json.dumps`` for the rare harder ones)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    raw = arr
+    rare = pc.match_substring_regex(arr, r'[\x00-\x09\x0b-\x1f"\\]').fill_null(False).to_numpy(zero_copy_only=False)
+    arr = pc.replace_substring(arr, "\n", "\\n")  # the one escape every prompt needs
+    quote = pa.scalar('"', pa.large_string())
+    out = pc.binary_join_element_wise(quote, arr, quote, pa.scalar("", pa.large_string()))
+    if rare.any():  # quotes, backslashes, other control characters: json escapes those values
+        vals = out.to_pylist()
+        for j in np.flatnonzero(rare):
+            vals[j] = json.dumps(raw[int(j)].as_py(), ensure_ascii=False)
+        out = pa.array(vals, pa.large_string())
+    return out
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _card(pairs: pd.DataFrame, *, result: Reweighting, source: Mapping[str, Any] | None,
+          filters: Mapping[str, Any] | None, out: Path, fmt: str, sha256: str) -> dict[str, Any]:
+    from fairpp import __version__
+
+    src = dict(source or {"kind": None, "label": None, "synthetic": None, "sha256": []})
+    card = {"kind": "fairpp.reweight", "fairpp_version": __version__,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "synthetic": src.get("synthetic"), "source": src, "filters": {k: list(v) if isinstance(v, (list, tuple))
+                                                                          else v for k, v in (filters or {}).items()},
+            **result.summary(), "pairs": len(pairs), "pair_weight_sum": float(pairs["weight"].sum()),
+            "na_handling": NA_HANDLING, "pair_weighting": PAIR_WEIGHTING,
+            "file": {"name": out.name, "format": fmt, "sha256": sha256, "columns": list(pairs.columns)}}
+    if src.get("synthetic"):
+        card["warning"] = "SYNTHETIC source data (demo): not the Fair-PP dataset; do not train on it for results."
+    return card
