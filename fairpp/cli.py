@@ -105,7 +105,8 @@ def _load_plugins() -> None:
     """Import the modules that register extra sub-commands (each optional while being built)."""
     import importlib
 
-    for mod in ("fairpp.probe.cli", "fairpp.generate.cli", "fairpp.reweight_cli", "fairpp.report_cli"):
+    for mod in ("fairpp.probe.cli", "fairpp.generate.cli", "fairpp.reweight_cli", "fairpp.report_cli",
+                "fairpp.train.cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
