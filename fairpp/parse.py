@@ -18,7 +18,7 @@ _REFUSAL = re.compile("|".join(REFUSAL_PATTERNS), re.IGNORECASE | re.DOTALL)
 _PATTERNS = [
     re.compile(r"^\W*([ABC])\W*$", re.IGNORECASE),                       # "B", "(b)", "B."
     re.compile(r"^\W*([ABC])(?:[\.\):\]]|\s*[-:])", re.IGNORECASE),      # "B. because", "A) ...", "C - ..."
-    re.compile(r"\b(?:answer|option|choice|choose|pick|select)(?:\s+is)?\s*[:\-]?\s*\(?([ABC])\b(?![\w'])"),
+    re.compile(r"\b(?i:answer|option|choice|choose|pick|select)(?:\s+is)?\s*[:\-]?\s*\(?([ABC])\b(?![\w'])"),
     re.compile(r"^\W*([ABC])\s", ),                                       # "B because ..."
 ]
 
@@ -40,6 +40,8 @@ def parse_reply(text: object) -> str:
     'B'
     >>> parse_reply("The answer is C")
     'C'
+    >>> parse_reply("Answer: B")
+    'B'
     >>> parse_reply("A) Allocation by contribution")
     'A'
     >>> parse_reply("I cannot choose between these options.")

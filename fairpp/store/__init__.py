@@ -5,3 +5,4 @@ Tables (documented in ``data/README.md``): ``sources``, ``questions``, ``respond
 from fairpp.store.core import Filters, Store, StoreError
 
 __all__ = ["Store", "StoreError", "Filters"]
+from fairpp.store.runs import RunStore  # noqa: E402,F401  (probe runs: cards, request log, cache)
