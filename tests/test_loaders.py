@@ -191,3 +191,22 @@ def test_question_ids_depend_on_content_only(tmp_path, wide):
     qb = read_files([tmp_path / "b.csv"]).questions.set_index("question_id")
     assert set(qa.index) == set(qb.index)
     assert np.array_equal(qa.loc[qb.index, "text"].to_numpy(), qb["text"].to_numpy())
+
+
+def test_a_kept_question_learns_its_split_from_a_later_load(tmp_path, wide):
+    """Questions stored apart from the dataset (a question bank) get the split of a dataset that has them."""
+    from fairpp.store.personas import PersonaStore
+
+    db = tmp_path / "db.duckdb"
+    bank = read_files([_write(tmp_path / "bank.csv", wide)]).questions.assign(split=None)
+    with Store(db) as store:
+        PersonaStore(store).add_questions(bank, label="bank", sha256="x")
+        assert store.table("questions")["split"].isna().all()
+        store.load(read_files([_write(tmp_path / "fairpp_test.csv", wide)]))
+        splits = store.table("questions")["split"].value_counts(dropna=False).to_dict()
+    assert splits == {"test": len(wide)}
+
+
+def _write(path, frame):
+    frame.to_csv(path, index=False)
+    return path

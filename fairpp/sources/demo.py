@@ -27,6 +27,8 @@ import logging
 import numpy as np
 import pandas as pd
 
+from fairpp.generate.bank import question_grid as _question_grid
+from fairpp.generate.bank import wording as _wording
 from fairpp.schema import Batch, question_ids, taxonomy
 
 __all__ = ["build_demo", "GENERATOR_VERSION", "DEFAULT_SEED"]
@@ -123,33 +125,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
-
-
-def _question_grid(tax: dict) -> pd.DataFrame:
-    """Every (problem, group, dimension, template) combination with integer codes for each level."""
-    cats = [(t["name"], ti, c) for ti, t in enumerate(tax["topics"]) for c in t["problem_categories"]]
-    probs = [(tn, ti, c["name"], ci, p) for ci, (tn, ti, c) in enumerate(cats) for p in c["problems"]]
-    groups = [(y["name"], yi, g) for yi, y in enumerate(tax["group_types"]) for g in y["groups"]]
-    n_s, n_g, n_d, n_m = len(probs), len(groups), len(tax["dimensions"]), len(tax["templates"])
-    s, g, d, m = (a.ravel() for a in np.meshgrid(np.arange(n_s), np.arange(n_g), np.arange(n_d),
-                                                np.arange(n_m), indexing="ij"))
-    pr = pd.DataFrame(probs, columns=["topic", "t", "problem_category", "k", "specific_problem"])
-    gr = pd.DataFrame(groups, columns=["group_type", "y", "group_name"])
-    frame = pd.concat([pr.iloc[s].reset_index(drop=True), gr.iloc[g].reset_index(drop=True)], axis=1)
-    frame["s"], frame["g"], frame["d"], frame["m"] = s, g, d, m
-    return frame
-
-
-def _wording(tax: dict, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Question text and the options block ("A. ...\\nB. ...\\nC. N/A") of every row."""
-    texts, options = [], []
-    for m, prob, grp, d in zip(frame["m"], frame["specific_problem"], frame["group_name"], frame["d"]):
-        tpl = tax["templates"][m]
-        opt = tpl["options"][str(d + 1)]
-        texts.append(tpl["question"].format(group=grp, problem=prob))
-        options.append("A. " + opt["A"].format(group=grp, problem=prob) + "\nB. "
-                       + opt["B"].format(group=grp, problem=prob) + "\nC. N/A")
-    return texts, options
 
 
 def _split(frame: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:

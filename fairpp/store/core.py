@@ -156,6 +156,9 @@ class Store:
                 # Unique by construction (readers merge duplicates); questions kept from probes are skipped.
                 cur.execute(f"INSERT INTO questions SELECT {_select_list(q)} FROM q_in"
                             " WHERE question_id NOT IN (SELECT question_id FROM questions)")
+                if q["split"].notna().any():  # a question kept from a bank or probe learns its split
+                    cur.execute("UPDATE questions SET split = q_in.split FROM q_in WHERE questions.question_id"
+                                " = q_in.question_id AND questions.split IS NULL AND q_in.split IS NOT NULL")
                 cur.execute(
                     "INSERT INTO respondents SELECT * FROM r_in ON CONFLICT (respondent) DO UPDATE SET "
                     "kind = excluded.kind, region = excluded.region, org = excluded.org, "

@@ -1,0 +1,150 @@
+"""One palette, one plotly template and the labels every figure uses.
+
+Colour-blind-safe choices: the seven personas take the Okabe-Ito colours (the same colour for the
+same persona on every chart and in the report); models are coloured by region (Paul Tol's "muted"
+scheme, distinct from the persona colours) and drawn with a symbol per region, so a chart stays
+readable in greyscale. Respondents the taxonomy does not know (probed models, custom personas)
+get colours from a third, fixed list in order of appearance.
+
+Examples
+--------
+>>> respondent_style("Progressive Activists", kind="persona")["color"]
+'#D55E00'
+>>> respondent_style("Qwen2.5-7B-Instruct", kind="model", region="East Asia (China)")["symbol"]
+'diamond'
+>>> dimension_label(1)
+'1 · libertarianism vs egalitarianism'
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from fairpp.schema import persona_names, taxonomy
+
+__all__ = [
+    "TEMPLATE", "PERSONA_COLOURS", "REGION_COLOURS", "REGION_SYMBOLS", "ANSWER_COLOURS", "EXTRA_COLOURS",
+    "respondent_style", "dimension_label", "dimension_axis", "dimensions", "SEQUENTIAL", "DIVERGING",
+    "POSITION_SCALE", "short_name",
+]
+
+# Okabe & Ito (2008), in persona survey order; yellow replaced by black for contrast on white.
+_OKABE_ITO = ["#D55E00", "#E69F00", "#CC79A7", "#009E73", "#0072B2", "#56B4E9", "#1A1A1A"]
+#: Persona name -> colour, in survey order.
+PERSONA_COLOURS: dict[str, str] = dict(zip(persona_names(), _OKABE_ITO))
+
+# Paul Tol's "muted" scheme for the model regions (plus a grey for an unknown region).
+_REGIONS = ["North America (US)", "Europe (France)", "East Asia (China)", "Southeast Asia", "Middle East (UAE)"]
+#: Model region -> colour.
+REGION_COLOURS: dict[str, str] = dict(zip(_REGIONS, ["#332288", "#117733", "#882255", "#999933", "#44AA99"]))
+#: Model region -> plotly marker symbol.
+REGION_SYMBOLS: dict[str, str] = dict(zip(_REGIONS, ["square", "triangle-up", "diamond", "star", "pentagon"]))
+#: Colours for respondents outside the taxonomy (probes, custom personas), in order of appearance.
+EXTRA_COLOURS = ["#EE3377", "#33BBEE", "#EE7733", "#009988", "#BBBBBB", "#0077BB", "#CC3311"]
+#: Answer code -> colour (A = first pole, B = second pole, C = N/A, unparsed/refused grey).
+ANSWER_COLOURS = {"A": "#0072B2", "B": "#E69F00", "C": "#BBBBBB", "unparsed": "#666666", "refused": "#333333"}
+#: Colour scales: sequential (cividis is readable with every colour-vision deficiency) and diverging.
+SEQUENTIAL = "Cividis"
+DIVERGING = "PuOr"
+#: Position scale (0 = first pole, 0.5 = balanced, 1 = second pole), in the answer colours of A and B.
+POSITION_SCALE = [[0.0, "#0072B2"], [0.5, "#F7F7F7"], [1.0, "#E69F00"]]
+
+_extra: dict[str, str] = {}
+
+
+def _model_variant(name: str, region: str) -> str:
+    """"" for the first taxonomy model of a region, "-open" for the second, "-dot" for a third."""
+    same = [m["name"] for m in taxonomy()["models"] if m["region"] == region]
+    rank = same.index(name) if name in same else len(same)
+    return ("", "-open", "-dot", "-open-dot")[min(rank, 3)]
+
+
+def respondent_style(name: str, *, kind: str | None = None, region: object = None) -> dict[str, Any]:
+    """Marker colour, symbol, size and outline (``line``) of a respondent, the same on every chart.
+
+    Parameters
+    ----------
+    name : the respondent.
+    kind : ``persona``, ``model``, ``probe`` or ``custom`` (``None``: guessed from the name).
+    region : a model's region (decides its colour and symbol); two models of one region differ by a filled
+        and an open symbol. A missing region (``None``, NaN) is ignored.
+
+    >>> respondent_style("Llama-3.1-8B-Instruct", kind="model", region="North America (US)")["symbol"]
+    'square-open'
+    """
+    region = region if isinstance(region, str) and region else None
+    if name in PERSONA_COLOURS:
+        return {"color": PERSONA_COLOURS[name], "symbol": "circle", "size": 11,
+                "line": {"width": 1, "color": "white"}}
+    if kind == "model" or region is not None:
+        symbol = REGION_SYMBOLS.get(region or "", "x")
+        if region in REGION_SYMBOLS:
+            symbol += _model_variant(name, region)
+        colour = REGION_COLOURS.get(region or "", "#777777")
+        line = {"width": 2, "color": colour} if "open" in symbol else {"width": 1, "color": "white"}
+        return {"color": colour, "symbol": symbol, "size": 13, "line": line}
+    if name not in _extra:
+        _extra[name] = EXTRA_COLOURS[len(_extra) % len(EXTRA_COLOURS)]
+    return {"color": _extra[name], "symbol": "star-diamond" if kind == "probe" else "hexagon", "size": 13,
+            "line": {"width": 1, "color": "white"}}
+
+
+def short_name(name: str) -> str:
+    """A compact label for narrow table columns: persona initials, model names without "-Instruct".
+
+    >>> short_name("Disengaged Traditionalists"), short_name("Mistral-7B-Instruct-v0.3")
+    ('DT', 'Mistral-7B')
+    >>> short_name("Llama-SEA-LION-v3-8B-IT")
+    'SEA-LION-v3-8B'
+    """
+    if name in PERSONA_COLOURS:
+        return "".join(w[0] for w in name.split())
+    out = name
+    for suffix in ("-Instruct-v0.3", "-Instruct", "-IT"):
+        if out.endswith(suffix):
+            out = out[: -len(suffix)]
+    out = out.replace("Llama-SEA-LION", "SEA-LION")
+    return out if len(out) <= 16 else out[:15] + "…"
+
+
+def dimensions() -> list[dict[str, Any]]:
+    """The five dimensions of the taxonomy (number, name, poles and what each pole means)."""
+    return list(taxonomy()["dimensions"])
+
+
+def dimension_label(d: int, *, style: str = "long") -> str:
+    """A dimension's label: ``long`` "1 · a vs b", ``short`` "D1", ``poles`` "a → b"."""
+    info = next(x for x in dimensions() if int(x["number"]) == int(d))
+    if style == "short":
+        return f"D{d}"
+    if style == "poles":
+        return f"{info['pole_a']} → {info['pole_b']}"
+    return f"{d} · {info['pole_a']} vs {info['pole_b']}"
+
+
+def dimension_axis(d: int) -> str:
+    """A two-line axis label naming the dimension and the direction of its scale (0 → 1)."""
+    info = next(x for x in dimensions() if int(x["number"]) == int(d))
+    return f"D{d}: {info['pole_a']} →<br>{info['pole_b']}"
+
+
+#: The house plotly template ("fairpp"): white background, light grid, readable sans font.
+TEMPLATE = go.layout.Template(
+    layout=go.Layout(
+        font={"family": "Inter, 'Source Sans Pro', 'DejaVu Sans', Arial, sans-serif", "size": 13, "color": "#222"},
+        paper_bgcolor="white", plot_bgcolor="white",
+        colorway=_OKABE_ITO,
+        xaxis={"gridcolor": "#E6E6E6", "zerolinecolor": "#CCCCCC", "linecolor": "#999", "ticks": "outside",
+               "automargin": True},
+        yaxis={"gridcolor": "#E6E6E6", "zerolinecolor": "#CCCCCC", "linecolor": "#999", "ticks": "outside",
+               "automargin": True},
+        polar={"radialaxis": {"gridcolor": "#DDDDDD", "range": [0, 1]}, "angularaxis": {"gridcolor": "#DDDDDD"}},
+        legend={"bgcolor": "rgba(255,255,255,0.8)", "font": {"size": 12}},
+        hoverlabel={"font": {"size": 12}},
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        title={"font": {"size": 16}, "x": 0.0, "xanchor": "left"},
+    )
+)
+pio.templates["fairpp"] = TEMPLATE

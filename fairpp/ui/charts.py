@@ -1,0 +1,116 @@
+"""Drawing a figure: hover, PNG download from the modebar, the numbers behind it as CSV, selection events."""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+__all__ = ["chart", "download_frame", "selected", "slug", "styled_answers", "table", "row"]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a title.
+
+    >>> slug("Personas: radar (D1-D5)")
+    'personas-radar-d1-d5'
+    """
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "chart"
+
+
+def download_frame(frame: pd.DataFrame | Callable[[], pd.DataFrame], *, key: str, file_name: str,
+                   label: str = "Numbers (CSV)", fmt: str = "csv", where: Any = None) -> None:
+    """A download button for a frame (or a function returning one), serialised only when clicked.
+
+    ``fmt`` is ``csv`` or ``parquet``. Nothing is read or serialised until the user clicks.
+    """
+    target = where if where is not None else st
+    get = frame if callable(frame) else (lambda: frame)
+
+    def data() -> bytes:
+        f = get()
+        return f.to_parquet(index=False) if fmt == "parquet" else f.to_csv(index=False).encode("utf-8")
+
+    mime = "application/vnd.apache.parquet" if fmt == "parquet" else "text/csv"
+    target.download_button(label, data=data, file_name=file_name, mime=mime, key=key, on_click="ignore",
+                           icon=":material/download:")
+
+
+def chart(fig: go.Figure, *, key: str, data: pd.DataFrame | None = None, filename: str | None = None,
+          select: bool = False, selection_mode: Sequence[str] = ("points", "box", "lasso"),
+          caption: str | None = None) -> list[dict[str, Any]]:
+    """Draw a plotly figure with the house configuration.
+
+    Parameters
+    ----------
+    fig : the figure (from :mod:`fairpp.figures`).
+    key : widget key, "<page>.<chart>".
+    data : the numbers behind the chart; adds a "Numbers (CSV)" download button.
+    filename : base name of the PNG (modebar camera button, 2x scale) and of the CSV.
+    select : listen to selection events (box, lasso, click); returns the selected points.
+    caption : a definition or note printed under the chart.
+
+    Returns
+    -------
+    list of dict
+        The selected points (plotly event data: ``curve_number``, ``point_index``, ``x``, ``y``,
+        ``customdata``...), empty without ``select`` or selection.
+    """
+    name = filename or slug(key)
+    config = {"displaylogo": False, "scrollZoom": False,
+              "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2},
+              "modeBarButtonsToRemove": ["sendDataToCloud"]}
+    event = st.plotly_chart(fig, key=key, on_select="rerun" if select else "ignore", theme=None, config=config,
+                            width="stretch", **({"selection_mode": list(selection_mode)} if select else {}))
+    if caption:
+        st.caption(caption)
+    if data is not None:
+        download_frame(data, key=f"{key}.csv", file_name=f"{name}.csv")
+    if not select or event is None:
+        return []
+    try:
+        return list(event["selection"]["points"])
+    except (KeyError, TypeError):
+        return []
+
+
+def selected(points: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+    """The ``customdata`` of selected points as a frame (points without customdata are skipped)."""
+    rows = [list(p["customdata"])[: len(columns)] for p in points if isinstance(p.get("customdata"), (list, tuple))]
+    return pd.DataFrame(rows, columns=list(columns)).drop_duplicates().reset_index(drop=True)
+
+
+_DISAGREE = "background-color: #FFD8A8; font-weight: 600"
+_QUIET = "color: #888"
+
+
+def styled_answers(frame: pd.DataFrame, mask: pd.DataFrame) -> Any:
+    """A Styler for an answer table: cells where ``mask`` is true (disagreement) get a warm background."""
+    cols = [c for c in mask.columns if c in frame.columns]
+
+    def css(block: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame("", index=block.index, columns=block.columns)
+        for c in cols:
+            flags = mask[c].reindex(block.index).fillna(False)
+            out[c] = [_DISAGREE if m else (_QUIET if v in ("C", "–") else "") for v, m in zip(block[c], flags)]
+        return out
+
+    return frame.style.apply(css, axis=None, subset=cols).format(precision=2, na_rep="")
+
+
+def table(frame: pd.DataFrame, *, max_rows: int = 16, **kwargs: Any) -> Any:
+    """``st.dataframe`` without the index, tall enough to show up to ``max_rows`` rows without scrolling."""
+    height = 38 + 35 * min(len(frame), max_rows)
+    return st.dataframe(frame, hide_index=True, width="stretch", height=height, **kwargs)
+
+
+def row(count: int, *, width: int = 460, gap: str = "medium") -> list[Any]:
+    """``count`` containers side by side that wrap onto separate lines on a narrow screen.
+
+    Each is ``width`` pixels wide at least where room allows (a flex row with wrapping), unlike ``st.columns``,
+    which squeezes its columns until the screen is very narrow.
+    """
+    box = st.container(horizontal=True, wrap=True, gap=gap)
+    return [box.container(width=width) for _ in range(count)]
