@@ -376,8 +376,9 @@ dl.facts dt { font-weight: 600; color: var(--muted); } dl.facts dd { margin: 0; 
 table { border-collapse: collapse; font-size: 0.88rem; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left; white-space: nowrap; }
 th { background: #f2f2f2; }
-table.matrix th { white-space: normal; max-width: 7.5em; vertical-align: bottom; font-size: 0.8rem; }
-table.matrix td { padding: 4px 6px; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.matrix { font-size: 0.76rem; }
+table.matrix th { white-space: normal; overflow-wrap: anywhere; max-width: 6.2em; vertical-align: bottom; padding: 3px 4px; }
+table.matrix td { padding: 3px 4px; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure.chart { margin: 10px 0; border: 1px solid #eee; border-radius: 4px; padding: 4px; }
 .definition { color: var(--muted); font-size: 0.92rem; margin: 6px 0; }
 .caption { color: var(--muted); font-size: 0.92rem; }
