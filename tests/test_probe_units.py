@@ -243,3 +243,21 @@ def test_retry_delay_is_jittered_capped_and_honours_retry_after():
     assert policy.delay(1, retry_after=1e6, rng=rng) <= policy.max_retry_after_s + 1
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert retry_after_seconds({}) is None and retry_after_seconds({"retry-after": "soon"}) is None
+
+
+def test_check_connection_works_inside_a_running_event_loop():
+    """Playwright's sync API or a notebook keeps a loop running in the main thread; the check still runs."""
+    import asyncio
+    import socket
+
+    from fairpp.probe import Endpoint, check_connection
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def inside_a_loop():
+        return check_connection(Endpoint(f"http://127.0.0.1:{port}/v1", "m"), timeout=5)
+
+    report = asyncio.run(inside_a_loop())
+    assert report.ok is False and report.errors

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
@@ -103,4 +104,11 @@ def check_connection(endpoint: Endpoint, *, backend: ChatBackend | None = None,
 
     Never raises for a network problem: the report says what failed (``errors``), without the key.
     """
-    return asyncio.run(acheck_connection(endpoint, backend=backend, timeout=timeout))
+    coro = acheck_connection(endpoint, backend=backend, timeout=timeout)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop in this thread
+        return asyncio.run(coro)
+    # Called from inside a running loop (a notebook, a Playwright script): run on a thread of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
