@@ -66,7 +66,7 @@ def _view_id(view: tuple[str, str | None]) -> str:
 
 
 # -- fixtures ------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed at the module end: Playwright's sync loop must not outlive it
 def browser() -> Iterator[object]:
     missing = None
     try:
@@ -88,7 +88,7 @@ def _load(db: Path, batch) -> Path:
     return db
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed at the module end: Playwright's sync loop must not outlive it
 def small_db(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("browser-small")
     csv = folder / "fairpp_train.csv"
@@ -96,13 +96,13 @@ def small_db(tmp_path_factory) -> Path:
     return _load(folder / "small.duckdb", read_files([csv]))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed at the module end: Playwright's sync loop must not outlive it
 def server(small_db, browser) -> Iterator[bu.Server]:
     with bu.streamlit_server(small_db) as srv:
         yield srv
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed at the module end: Playwright's sync loop must not outlive it
 def context(browser) -> Iterator[object]:
     """One browser context: its pages share the HTTP cache (the app's JavaScript loads once)."""
     ctx = bu.new_context(browser)
