@@ -151,7 +151,8 @@ def question_ids(frame: pd.DataFrame, *, normalized: bool = False) -> pd.Series:
         arr = pa.array(col.fillna("").array)
         parts.append((arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.large_string()))
     joined = pc.binary_join_element_wise(*parts, pa.scalar("\x1f", pa.large_string())).to_pylist()
-    return pd.Series([int(hashlib.md5(s.encode("utf-8")).hexdigest()[:15], 16) for s in joined],
+    md5 = hashlib.md5
+    return pd.Series([int.from_bytes(md5(s.encode("utf-8")).digest()[:8], "big") >> 4 for s in joined],
                      index=frame.index, dtype=np.int64)
 
 

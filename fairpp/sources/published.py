@@ -61,7 +61,7 @@ def to_batch(frames: Sequence[tuple[str, pd.DataFrame, str]]) -> Batch:
         q = q.drop_duplicates("question_id")
     q = q.drop(columns=["_file", "_line"]).reset_index(drop=True)
     q["template"] = _templates(q)
-    used = sorted(set(np.unique(rc).tolist()))
+    used = np.flatnonzero(np.bincount(rc, minlength=len(names)))
     answers = pd.DataFrame({
         "question_id": uniq[qc],
         "respondent": pd.Categorical.from_codes(rc, categories=names),
@@ -117,7 +117,9 @@ def _one_file(name: str, frame: pd.DataFrame):
     q["question_set"] = "scenario" if scenario else "template"
     q["split"] = _split(name, frame)
     q["options"] = _strip(frame["Option"]) if "Option" in frame.columns else None
-    q["question_id"] = question_ids(q)  # whitespace-insensitive: the id collapses it everywhere
+    # Whitespace-insensitive ids: the other fields are collapsed above, the options only for the id.
+    q["question_id"] = question_ids(q.assign(options=_norm(q["options"])) if "Option" in frame.columns else q,
+                                    normalized=True)
     q["_file"], q["_line"] = name, np.arange(1, len(q) + 1)
     dup = q["question_id"].duplicated(keep=False).to_numpy()
     if dup.any():

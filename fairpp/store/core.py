@@ -150,11 +150,13 @@ class Store:
                 q = batch.questions.assign(source_id=source_id)
                 r = batch.respondents.assign(source_id=source_id)
                 a = batch.answers.assign(sample=0, source_id=source_id)
-                cur.register("q_in", _arrow(q))
+                q_in, q_cols = _arrow(q)
+                a_in, a_cols = _arrow(a)
+                cur.register("q_in", q_in)
                 cur.register("r_in", r)
-                cur.register("a_in", _arrow(a))
+                cur.register("a_in", a_in)
                 # Unique by construction (readers merge duplicates); questions kept from probes are skipped.
-                cur.execute(f"INSERT INTO questions SELECT {_select_list(q)} FROM q_in"
+                cur.execute(f"INSERT INTO questions SELECT {q_cols} FROM q_in"
                             " WHERE question_id NOT IN (SELECT question_id FROM questions)")
                 if q["split"].notna().any():  # a question kept from a bank or probe learns its split
                     cur.execute("UPDATE questions SET split = q_in.split FROM q_in WHERE questions.question_id"
@@ -164,7 +166,7 @@ class Store:
                     "kind = excluded.kind, region = excluded.region, org = excluded.org, "
                     "description = excluded.description, provenance = excluded.provenance"
                 )
-                cur.execute(f"INSERT INTO answers SELECT {_select_list(a)} FROM a_in")
+                cur.execute(f"INSERT INTO answers SELECT {a_cols} FROM a_in")
                 cur.execute("COMMIT")
             except Exception:
                 cur.execute("ROLLBACK")
@@ -345,17 +347,14 @@ class Store:
                             probs=probs[present])
 
 
-def _select_list(frame: pd.DataFrame) -> str:
-    """Column list for INSERT ... SELECT: all-empty columns become NULL (no scan of a column of Nones)."""
-    return ", ".join("NULL" if frame[c].isna().all() else f'"{c}"' for c in frame.columns)
-
-
-def _arrow(frame: pd.DataFrame) -> pa.Table:
-    """The non-empty columns as an Arrow table with plain (not dictionary) strings: DuckDB's fastest input."""
-    cols = [c for c in frame.columns if not frame[c].isna().all()]
-    table = pa.Table.from_pandas(frame[cols], preserve_index=False)
-    return pa.table({name: col.combine_chunks().dictionary_decode() if pa.types.is_dictionary(col.type) else col
-                     for name, col in zip(table.column_names, table.columns)})
+def _arrow(frame: pd.DataFrame) -> tuple[pa.Table, str]:
+    """An Arrow table of the frame's non-empty columns, with plain (not dictionary) strings: DuckDB's fastest
+    input; and the column list for ``INSERT ... SELECT`` in the frame's order, empty columns as NULL."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    keep = {name: col.combine_chunks().dictionary_decode() if pa.types.is_dictionary(col.type) else col
+            for name, col in zip(table.column_names, table.columns) if col.null_count < len(col)}
+    select = ", ".join(f'"{c}"' if c in keep else "NULL" for c in frame.columns)
+    return pa.table(keep) if keep else table.select([]), select
 
 
 def _order(df: pd.DataFrame) -> np.ndarray:
@@ -404,9 +403,12 @@ def _check_batch(batch: Batch) -> None:
         raise LoadError("the input holds the same question twice; merge the files first")
     who, who_names = pd.factorize(a["respondent"])
     run, _ = pd.factorize(a["run_id"], use_na_sentinel=False)
-    qcode, _ = pd.factorize(a["question_id"])
+    qcode, q_names = pd.factorize(a["question_id"])
+    n_keys = len(q_names) * len(who_names) * (int(run.max(initial=0)) + 1)
     key = (qcode.astype(np.int64) * len(who_names) + who) * (int(run.max(initial=0)) + 1) + run
-    if len(np.unique(key)) < len(key):
+    twice = (np.bincount(key, minlength=n_keys).max(initial=0) > 1 if n_keys < 50_000_000
+             else len(np.unique(key)) < len(key))
+    if twice:
         raise LoadError("the input answers the same question twice for one respondent; keep one answer each")
     bad = set(pd.unique(a["answer"])) - {"A", "B", "C", "unparsed", "refused"}
     if bad:
