@@ -1,6 +1,8 @@
 """Shared fixtures: small files in the published layout, written by hand (not by the code under test)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,3 +62,15 @@ def db_path(tmp_path):
 
 
 PERSONAS = persona_names()
+
+
+def demo_template_db(factory: pytest.TempPathFactory) -> Path:
+    """A database holding the full synthetic demo, built once per session; tests copy it before writing."""
+    from fairpp.sources.demo import build_demo
+    from fairpp.store import Store
+
+    path = factory.getbasetemp() / "probe-template.duckdb"
+    if not path.exists():
+        with Store(path) as store:
+            store.load(build_demo())
+    return path

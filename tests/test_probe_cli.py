@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import demo_template_db
 from chatserver import ChatServer, PolePolicy
 from fairpp.cli import main
 from fairpp.probe.prompts import build_messages
@@ -24,22 +25,7 @@ P_B = {1: 0.25, 2: 0.4, 3: 0.5, 4: 0.6, 5: 0.75}
 
 
 def _template(factory: pytest.TempPathFactory) -> Path:
-    path = factory.getbasetemp() / "probe-template.duckdb"
-    if not path.exists():
-        try:
-            from fairpp.sources.demo import build_demo
-
-            batch = build_demo()
-        except ImportError:
-            from conftest import small_wide
-            from fairpp.sources.files import read_files
-
-            csv = factory.getbasetemp() / "small.csv"
-            small_wide(problems=6, groups=4).to_csv(csv, index=False)
-            batch = read_files([csv])
-        with Store(path) as s:
-            s.load(batch)
-    return path
+    return demo_template_db(factory)
 
 
 @pytest.fixture

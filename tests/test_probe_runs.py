@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import demo_template_db
 from chatserver import ChatServer, PolePolicy, fixed_policy
 from fairpp.probe import (Budget, Endpoint, ProbeConfig, ProbeParams, ProbeRun, RetryPolicy, check_connection,
                           export_pack, import_pack, position_bias, run_summary)
@@ -19,23 +20,7 @@ FAST = RetryPolicy(max_attempts=4, base_s=0.01, cap_s=0.05)
 
 
 def _template(factory: pytest.TempPathFactory) -> Path:
-    """A database with the questions (and persona/model answers) loaded, built once per session."""
-    path = factory.getbasetemp() / "probe-template.duckdb"
-    if not path.exists():
-        try:
-            from fairpp.sources.demo import build_demo
-
-            batch = build_demo()
-        except ImportError:  # the demo generator is optional: fall back to the small hand-made file
-            from conftest import small_wide
-            from fairpp.sources.files import read_files
-
-            csv = factory.getbasetemp() / "small.csv"
-            small_wide(problems=6, groups=4).to_csv(csv, index=False)
-            batch = read_files([csv])
-        with Store(path) as s:
-            s.load(batch)
-    return path
+    return demo_template_db(factory)
 
 
 @pytest.fixture
