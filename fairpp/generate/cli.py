@@ -7,6 +7,10 @@
 asks the model to answer as each persona through the probe engine (live), or with ``--batch-file FILE``
 writes the requests in the OpenAI Batch API format (``--submit`` also uploads, polls and ingests them).
 ``fairpp generate ingest FILE``: store the answers of a batch output file.
+``fairpp generate scenarios --base-url URL --model ID [--n N | --all-questions] [--slice COLUMN=VALUE]``
+asks the model to rewrite template questions as short vignettes per option, stored as question set
+``scenario-generated`` (see :mod:`fairpp.generate.scenario`); answer them with
+``fairpp generate --persona NAME --slice question_set=scenario-generated``.
 """
 from __future__ import annotations
 
@@ -90,7 +94,8 @@ def _cmd_personas(args: argparse.Namespace) -> int:
 
 # -- generate ---------------------------------------------------------------------------------------------
 def _generate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", choices=["ingest"], help="ingest FILE: store a batch output file")
+    p.add_argument("action", nargs="?", choices=["ingest", "scenarios"],
+                   help="ingest FILE: store a batch output file; scenarios: write vignette questions")
     p.add_argument("file", nargs="?", type=Path, help="the batch output file (with ingest)")
     p.add_argument("--persona", action="append", default=None, metavar="NAME", help="persona to role-play (repeat)")
     p.add_argument("--all", action="store_true", help="every built-in and user-defined persona")
@@ -100,8 +105,12 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=300, help="questions per persona (stratified sample; default 300)")
     p.add_argument("--all-questions", action="store_true", help="every template question (overrides --n)")
     p.add_argument("--split", choices=["train", "test"], default=None, help="only this split")
+    p.add_argument("--slice", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="only these questions (repeat), e.g. question_set=scenario-generated or topic=...")
     p.add_argument("--concurrency", type=int, default=8, help="parallel requests, 1-64 (default 8)")
     p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="reply length bound (default 5 for answers, 700 for scenarios)")
     p.add_argument("--no-logprobs", action="store_true", help="do not ask for logprobs")
     p.add_argument("--batch-file", type=Path, default=None, help="write the requests to this Batch API file")
     p.add_argument("--submit", action="store_true", help="with --batch-file: upload, poll and ingest the batch")
@@ -127,14 +136,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.submit and args.batch_file is None:
         raise FairppError("--submit needs --batch-file FILE (where the requests are written).")
     endpoint = Endpoint(args.base_url, args.model, api_key=api_key_from_env(args.api_key_env))
-    filters: dict[str, list[str]] = {"question_set": ["template"]}
+    from fairpp.analysis import parse_slices
+
+    filters: dict[str, list[str]] = {"question_set": ["template"], **parse_slices(args.slice)}
     if args.split:
         filters["split"] = [args.split]
+    if args.action == "scenarios":
+        return _cmd_scenarios(args, endpoint, filters)
     with _store(args) as store:
         personas = select_personas(store, args.persona, all_personas=args.all)
+        params = ProbeParams(temperature=args.temperature, logprobs=not args.no_logprobs,
+                             **({} if args.max_tokens is None else {"max_tokens": args.max_tokens}))
         jobs = plan_generation(store, personas, endpoint, n=None if args.all_questions else args.n, filters=filters,
-                               concurrency=args.concurrency,
-                               params=ProbeParams(temperature=args.temperature, logprobs=not args.no_logprobs))
+                               concurrency=args.concurrency, params=params)
         if args.batch_file is not None:
             written = batch_mod.write_requests(store, jobs, args.batch_file)
             payload: dict[str, Any] = {"batch_file": written}
@@ -159,6 +173,37 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] in ("complete", "stopped") for r in results) else 1
 
 
+def _cmd_scenarios(args: argparse.Namespace, endpoint: Any, filters: dict[str, list[str]]) -> int:
+    from fairpp.generate.scenario import ScenarioConfig, plan_scenarios, run_scenarios
+    from fairpp.probe import ProbeParams
+
+    if args.persona or args.all or args.batch_file is not None:
+        raise FairppError("fairpp generate scenarios writes questions: it takes no --persona/--all/--batch-file; "
+                          "answer the scenarios afterwards with --slice question_set=scenario-generated.")
+    params = ProbeParams(temperature=args.temperature, logprobs=False,
+                         max_tokens=700 if args.max_tokens is None else args.max_tokens)
+    cfg = ScenarioConfig(endpoint, n=None if args.all_questions else args.n, filters=filters,
+                         concurrency=args.concurrency, params=params)
+    progress = not args.no_progress and not args.json
+
+    def show(p: dict[str, int]) -> None:
+        print(f"\rfairpp generate scenarios: {p['done']}/{p['pending']} asked, {p['stored']} stored, "
+              f"{p['failed']} failed", end="", file=sys.stderr, flush=True)
+
+    with _store(args) as store:
+        plan = plan_scenarios(store, cfg)
+        print(f"fairpp generate scenarios {plan.run_id}: {plan.describe()}", file=sys.stderr)
+        summary = run_scenarios(store, plan, on_progress=show if progress else None)
+    if progress and len(plan.pending):
+        print(file=sys.stderr)
+    text = (f"{summary['run_id']}: {summary['status']}; {summary['stored']} scenario question(s) stored, "
+            f"{summary['failed']} failed, {summary['already']} already written; question set "
+            f"{summary['question_set']!r} now holds {summary['total_stored']} from this run"
+            + (f" ({summary['error']})" if summary.get("error") else ""))
+    emit(args, summary, text)
+    return 0 if summary["status"] == "complete" else 1
+
+
 def _ingest_text(r: dict[str, Any]) -> str:
     return (f"{r['lines']} result lines: {r['stored']} stored, {r['failed']} failed, {r['duplicate']} already stored\n"
             + "\n".join(f"  {v['respondent']}: {v['answered']}/{v['planned']} ({v['status']})" for v in r["runs"].values()))
@@ -166,5 +211,5 @@ def _ingest_text(r: dict[str, Any]) -> str:
 
 register("questions", "build the question bank from the taxonomy + templates file", _questions_args, _cmd_questions)
 register("personas", "list, add or remove role-play personas", _personas_args, _cmd_personas)
-register("generate", "role-play personas on a model (live or Batch API) and store the answers", _generate_args,
+register("generate", "role-play personas on a model (live or Batch API), or write scenario questions", _generate_args,
          _cmd_generate)
