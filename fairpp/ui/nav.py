@@ -34,6 +34,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/probe.py", "Probe a model", ":material/smart_toy:", "probe", section="Probe"),
     PageSpec("pages/reweight.py", "Reweighting", ":material/balance:", "reweight", section="Align"),
     PageSpec("pages/persona_lab.py", "Persona lab", ":material/science:", "persona_lab", section="Align"),
+    PageSpec("pages/experiments.py", "Training experiments", ":material/model_training:", "experiments", "Align"),
 ]
 
 
