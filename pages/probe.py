@@ -41,7 +41,10 @@ def run_tab() -> None:
             st.info("Pick a preset or type the endpoint's base URL, and give the model id.")
             return
         pui.connection_test(endpoint)
-        plan = probe.plan_probe(ui.data.get_store(), pui.config_form(endpoint))
+        config = pui.config_form(endpoint)
+        if config is None:  # the form showed what contradicts
+            return
+        plan = probe.plan_probe(ui.data.get_store(), config)
     except FairppError as exc:
         st.error(str(exc))
         return
@@ -101,8 +104,8 @@ def past_tab() -> None:
         ui.table(runs, column_config={"completeness": st.column_config.ProgressColumn(
             format="percent", min_value=0.0, max_value=1.0)})
         names = dict(zip(runs["run_id"], runs["respondent"]))
-        picked = st.multiselect("Compare runs", list(names), default=list(names)[:2], key="probe.compare",
-                                format_func=names.get)
+        picked = ui.params.multiselect("Compare runs", list(names), default=list(names)[:2], key="probe.compare",
+                                       format_func=names.get)
         if picked:
             draw_map(picked, "probe.compare_map")
             ui.table(pui.positions_table(picked))

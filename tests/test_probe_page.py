@@ -212,3 +212,62 @@ def test_browser_probe_runs_to_completion_and_draws_the_point(tmp_path):
         log = app.log(tail=10**7)
     assert KEY not in log
     assert KEY.encode() not in _files_bytes(db)
+
+
+HEADER_SECRET = "hdr-NEVER-STORE-8c21"
+
+
+def test_advanced_fields_reach_the_endpoint_and_the_money_budget_stops_the_run(db, server):
+    """Extra headers, a custom system prompt, reply length, seed and prices from the page reach the server;
+    a money budget stops the run; header values are never stored."""
+    at = _open()
+    at.text_input(key="probe.base_url").input(server.url).run()
+    at.text_input(key="probe.model").input("test-model").run()
+    at.text_input(key="probe.api_key").input(KEY).run()
+    at.text_area(key="probe.headers").input(f"X-Title=Fair-PP test\nX-Team-Token: {HEADER_SECRET}").run()
+    at.text_area(key="probe.system_prompt").input("Answer as a careful civil servant.").run()
+    at.number_input(key="probe.reply_tokens").set_value(7).run()
+    at.number_input(key="probe.seed").set_value(1234).run()
+    at.number_input(key="probe.n").set_value(40).run()
+    at.number_input(key="probe.concurrency").set_value(1).run()
+    # 40 prompt tokens a request at 1,000 per million: 0.04 a request, so a budget of 0.2 stops after 5.
+    at.number_input(key="probe.price_in").set_value(1000.0).run()
+    at.number_input(key="probe.max_cost").set_value(0.2).run()
+    _ok(at)
+    at.button(key="probe.start").click().run()
+    _ok(at)
+    run = at.session_state["probe.run"]
+    assert run.wait(60), "the probe did not finish"
+    at.run()
+    _ok(at)
+    snap = run.snapshot()
+    assert snap.stop_reason == "budget_cost", snap
+    assert 5 <= snap.answered < 40, snap
+    assert any(m.label == "Cost" for m in at.metric)
+    chats = [b for b in server.bodies if "messages" in b]
+    assert chats and all(b["max_tokens"] == 7 and b.get("seed") == 1234 for b in chats)
+    assert all(b["messages"][0] == {"role": "system", "content": "Answer as a careful civil servant."} for b in chats)
+    sent = [h for h in server.seen_headers if "x-team-token" in h]
+    assert sent and all(h["x-team-token"] == HEADER_SECRET and h["x-title"] == "Fair-PP test" for h in sent)
+    card = list_runs(run.store).set_index("run_id").loc[run.run_id]
+    assert HEADER_SECRET not in str(card.to_dict())
+    assert HEADER_SECRET.encode() not in gzip.decompress(pack_bytes(run.store, run.run_id))
+    assert HEADER_SECRET.encode() not in _files_bytes(db)
+
+
+def test_contradicting_fields_are_an_error_not_an_exception(db):
+    at = _open()
+    at.text_input(key="probe.model").input("m").run()
+    at.selectbox(key="probe.persona").set_value(at.selectbox(key="probe.persona").options[1]).run()
+    at.text_area(key="probe.system_prompt").input("Be brief.").run()
+    assert not at.exception
+    assert any("not both" in e.value for e in at.error)
+    at.text_area(key="probe.system_prompt").input("").run()
+    at.number_input(key="probe.max_cost").set_value(5.0).run()
+    assert not at.exception
+    assert any("needs a price" in e.value for e in at.error)
+    at.number_input(key="probe.max_cost").set_value(0.0).run()
+    at.text_area(key="probe.headers").input("no separator here").run()
+    assert not at.exception
+    assert any("NAME=VALUE" in e.value for e in at.error)
+    assert "probe.start" not in [b.key for b in at.button], "a run can start from contradicting fields"

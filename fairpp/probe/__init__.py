@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from fairpp.probe.connection import ConnectionReport, check_connection
-from fairpp.probe.endpoint import PRESETS, CallError, Endpoint, OpenAIBackend, api_key_from_env
+from fairpp.probe.endpoint import PRESETS, CallError, Endpoint, OpenAIBackend, api_key_from_env, parse_headers
 from fairpp.probe.extract import Extracted, extract, letter_probs
 from fairpp.probe.packs import default_pack_name, export_pack, import_pack, pack_bytes, read_pack
 from fairpp.probe.plan import Budget, ProbeConfig, ProbePlan, RetryPolicy, plan_probe
@@ -34,7 +34,7 @@ from fairpp.probe.tally import ProbeAnswer, Progress
 from fairpp.store.runs import RunStore
 
 __all__ = [
-    "Endpoint", "PRESETS", "CallError", "OpenAIBackend", "api_key_from_env", "ConnectionReport", "check_connection",
+    "Endpoint", "PRESETS", "CallError", "OpenAIBackend", "api_key_from_env", "parse_headers", "ConnectionReport", "check_connection",
     "ProbeParams", "build_messages", "persona_prompt", "Extracted", "extract", "letter_probs",
     "DEFAULT_SAMPLE_SEED", "stratified_sample", "expected_widths", "RetryPolicy", "Budget", "ProbeConfig",
     "ProbePlan", "plan_probe", "ProbeRun", "ProbeAnswer", "Progress", "run_summary", "probe_positions",

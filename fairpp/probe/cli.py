@@ -76,17 +76,12 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from fairpp.probe import Budget, Endpoint, ProbeConfig, ProbeParams, RetryPolicy, api_key_from_env
+    from fairpp.probe import Budget, Endpoint, ProbeConfig, ProbeParams, RetryPolicy, api_key_from_env, parse_headers
 
     key = api_key_from_env(args.api_key_env)
     if key is None and args.api_key_env != "OPENAI_API_KEY":
         raise FairppError(f"--api-key-env {args.api_key_env}: that environment variable is empty; export it first.")
-    headers = {}
-    for item in args.header:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise FairppError(f"--header {item.split('=')[0]!r}...: write NAME=VALUE.")
-        headers[name.strip()] = value
+    headers = parse_headers(args.header)
     endpoint = Endpoint(args.base_url, args.model, api_key=key, headers=headers, timeout=args.timeout)
     filters: dict[str, list[str]] = {"question_set": ["template"]}
     if args.split:

@@ -41,6 +41,29 @@ def api_key_from_env(name: str = "OPENAI_API_KEY") -> str | None:
     return value or None
 
 
+def parse_headers(lines: Any) -> dict[str, str]:
+    """Extra request headers from ``NAME=VALUE`` or ``Name: value`` items (one per line in a string).
+
+    Blank lines are skipped; a line without a name raises :class:`FairppError` naming it (without its value,
+    which may be a secret).
+
+    >>> parse_headers("X-Title=Fair-PP\\nHTTP-Referer: https://example.org\\n")
+    {'X-Title': 'Fair-PP', 'HTTP-Referer': 'https://example.org'}
+    """
+    items = lines.splitlines() if isinstance(lines, str) else list(lines or [])
+    headers: dict[str, str] = {}
+    for i, item in enumerate(items, 1):
+        if not str(item).strip():
+            continue
+        cut = min((k for k in (item.find("="), item.find(":")) if k > 0), default=-1)
+        name, value = (item[:cut].strip(), item[cut + 1:].strip()) if cut > 0 else ("", "")
+        if not name or any(c.isspace() for c in name):
+            shown = (item[:cut] if cut > 0 else item.split()[0] if item.split() else item)[:40]
+            raise FairppError(f"header line {i} ({shown!r}...): write NAME=VALUE or Name: value, one per line.")
+        headers[name] = value
+    return headers
+
+
 def redact(text: Any, secrets: tuple[str, ...]) -> Any:
     """Replace every secret (length >= 4) in ``text`` with ``***``; non-strings pass through.
 

@@ -86,9 +86,19 @@ def endpoint_form() -> probe.Endpoint | None:
     key = api_key(source, typed=typed, name=name)
     if source != KEY_SOURCES[0]:
         k2.caption("Key found." if key else f"No key named {name!r} on the server; requests go without one.")
+    with st.expander("Extra request headers"):
+        raw = st.text_area("Headers, one per line", key="probe.headers", height=80,
+                           placeholder="X-Title=Fair-PP Explorer\nHTTP-Referer: https://example.org",
+                           help="NAME=VALUE or Name: value. Like the key, the values stay in this browser session: "
+                                "never stored, logged or exported.")
+    try:
+        headers = probe.parse_headers(raw)
+    except FairppError as exc:
+        st.error(str(exc))
+        return None
     if not url.strip() or not model.strip():
         return None
-    return probe.Endpoint(url.strip(), model.strip(), api_key=key, timeout=60.0)
+    return probe.Endpoint(url.strip(), model.strip(), api_key=key, headers=headers, timeout=60.0)
 
 
 def connection_test(endpoint: probe.Endpoint) -> None:
@@ -105,29 +115,57 @@ def connection_test(endpoint: probe.Endpoint) -> None:
         st.caption("Models served: " + ", ".join(rep.models[:20]))
 
 
-def config_form(endpoint: probe.Endpoint) -> probe.ProbeConfig:
-    """Sample size, concurrency, persona role-play, repeats, option swap and budget."""
+def config_form(endpoint: probe.Endpoint) -> probe.ProbeConfig | None:
+    """Sample size, concurrency, prompt, reply, role-play, repeats, option swap and budget.
+
+    Returns ``None`` after showing an error when the fields contradict each other (persona and custom prompt).
+    """
     c1, c2, c3 = st.columns(3)
     n = c1.number_input("Questions (sample size)", 5, 5000, 100, step=10, key="probe.n",
                         help="A stratified sample (dimension x topic x group type); the same every time.")
     conc = c2.number_input("Concurrency", 1, 64, 8, key="probe.concurrency")
     temp = c3.number_input("Temperature", 0.0, 2.0, 0.0, step=0.1, key="probe.temperature",
                            help="0: deterministic, cached and never paid for twice.")
-    with st.expander("Role-play, repeats, option swap and budget"):
+    with st.expander("Role-play, system prompt, reply, repeats and option swap"):
         a1, a2, a3 = st.columns(3)
         persona = a1.selectbox("Role-play persona", ["(none)", *persona_names()], key="probe.persona")
         repeats = a2.number_input("Repeats per question", 1, 20, 1, key="probe.repeats")
         swap = a3.slider("Share of questions with A/B swapped", 0.0, 1.0, 0.0, 0.1, key="probe.swap",
                          help="Measures position bias; answers are mapped back.")
+        system = st.text_area("Custom system prompt (instead of a persona)", key="probe.system_prompt", height=80,
+                              help="Sent before every question. Its SHA-256 is in the run card; its text is not.")
+        r1, r2, _ = st.columns(3)
+        reply = r1.number_input("Max reply tokens", 1, 4096, probe.ProbeParams().max_tokens, key="probe.reply_tokens",
+                                help="The answer is one letter; reasoning models may need more room.")
+        seed = r2.number_input("Request seed (0 = none)", 0, 2**31 - 1, 0, key="probe.seed",
+                               help="Passed to endpoints that accept a seed.")
+    with st.expander("Budget and early stop"):
         b1, b2, b3 = st.columns(3)
         max_req = b1.number_input("Max requests (0 = no limit)", 0, 10**7, 0, key="probe.max_requests")
         max_tok = b2.number_input("Max tokens (0 = no limit)", 0, 10**10, 0, step=10000, key="probe.max_tokens")
         width = b3.number_input("Stop at interval width (0 = off)", 0.0, 1.0, 0.0, step=0.05, key="probe.width")
+        m1, m2, m3 = st.columns(3)
+        price_in = m1.number_input("Price per million prompt tokens", 0.0, 1000.0, 0.0, step=0.05, format="%.3f",
+                                   key="probe.price_in")
+        price_out = m2.number_input("Price per million reply tokens", 0.0, 1000.0, 0.0, step=0.05, format="%.3f",
+                                    key="probe.price_out")
+        max_cost = m3.number_input("Max cost (0 = no limit)", 0.0, 10**6 * 1.0, 0.0, step=1.0, format="%.2f",
+                                   key="probe.max_cost", help="In the prices' currency; needs at least one price.")
+    persona_name = None if persona == "(none)" else persona
+    if persona_name and system.strip():
+        st.error("Give a role-play persona or a custom system prompt, not both: set the persona to (none) or clear "
+                 "the prompt.")
+        return None
+    priced = bool(price_in or price_out)
+    if max_cost and not priced:
+        st.error("A max cost needs a price: enter the endpoint's price per million prompt and/or reply tokens.")
+        return None
     budget = probe.Budget(max_requests=int(max_req) or None, max_tokens=int(max_tok) or None,
-                          target_width=float(width) or None)
+                          max_cost=float(max_cost) or None, target_width=float(width) or None,
+                          **({"price_in": float(price_in), "price_out": float(price_out)} if priced else {}))
+    params = probe.ProbeParams(temperature=float(temp), max_tokens=int(reply), seed=int(seed) or None)
     return probe.ProbeConfig(endpoint, n=int(n), concurrency=int(conc), repeats=int(repeats), swap_share=float(swap),
-                             persona=None if persona == "(none)" else persona,
-                             params=probe.ProbeParams(temperature=float(temp)), budget=budget)
+                             persona=persona_name, system_prompt=system.strip() or None, params=params, budget=budget)
 
 
 def current_run() -> Any:
@@ -155,6 +193,8 @@ def progress(snap: probe.Progress) -> None:
     values = {"Answered": f"{snap.answered:,}", "Cached": f"{snap.cached:,}", "Failed": f"{snap.failed:,}",
               "Refused": f"{snap.refused:,}", "Unparsed": f"{snap.unparsed:,}", "ETA": eta,
               "Tokens": f"{snap.tokens:,}", "Rate": f"{snap.rate:.1f}/s"}
+    if snap.cost:
+        values["Cost"] = f"{snap.cost:,.4f}"
     for col, (label, value) in zip(st.columns(len(values)), values.items()):
         col.metric(label, value)
     if snap.error:
