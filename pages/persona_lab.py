@@ -3,10 +3,12 @@ import pandas as pd
 import streamlit as st
 
 from fairpp import figures, ui
+from fairpp.figures.probe import probe_map
 from fairpp.generate.personas import add_persona, list_personas, remove_persona
 from fairpp.generate.run import plan_generation
 from fairpp.probe import Endpoint, ProbeRun, list_runs, probe_positions, run_summary
 from fairpp.schema import FairppError
+from fairpp.ui import probe as pui
 
 sel = ui.selection()
 st.title("Persona lab")
@@ -59,7 +61,7 @@ if st.button("Run", key="persona_lab.run", icon=":material/play_arrow:", type="p
         st.error(str(exc))
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=1.0 if st.session_state.get(RUN) is not None else None)  # poll only while a run is on
 def progress() -> None:
     """Poll the active run; when it ends, mark its respondent as a custom persona and redraw the page."""
     run = st.session_state.get(RUN)
@@ -99,14 +101,40 @@ m = st.columns(3)
 m[0].metric("Answered", f"{summary['answered']}/{summary['planned']}")
 m[1].metric("Nearest persona", summary["nearest_persona"]["respondent"] if summary["nearest_persona"] else "–")
 m[2].metric("Refused / unparsed", f"{summary['refused']} / {summary['unparsed']}")
-left, right = ui.row(2)
-with left:
+def map_tab() -> None:
+    """The frozen PCA map of the seven personas with this run's point, bootstrap cloud and 95% ellipse."""
+    try:
+        base = pui.base_map(sel)
+    except FairppError as exc:
+        st.info(f"No map: {exc}. The per-dimension view still shows the positions.")
+        return
+    placed, cloud = base["placed"], base["cloud"]
+    points, clouds = pui.probe_layer([run_id], base)
+    if points.empty:
+        st.info("The run has no answer on every dimension of the map yet; the per-dimension view shows what it has.")
+    fig = probe_map(placed[placed["respondent"].isin(shown)],
+                    clouds=cloud[cloud["respondent"].isin(shown)] if "respondent" in cloud else cloud,
+                    probes=points, probe_clouds=clouds, axis_titles=base["titles"])
+    fig.update_traces(legendgrouptitle_text="Role-played persona", selector={"legendgroup": "Probed models"})
+    fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"})
+    ui.chart(fig, key="persona_lab.map", data=points, filename=f"fairpp-persona-lab-map-{ui.slug(chosen)}")
+    st.caption("The star is this run, with its bootstrap cloud (questions resampled) and 95% ellipse, on the "
+               "map fitted on the seven personas and frozen (the Regional models page's map).")
+
+
+def dimensions_tab() -> None:
     ui.chart(figures.dimension_bars(pos, respondents=shown), key="persona_lab.bars", data=pos,
              filename=f"fairpp-persona-lab-{ui.slug(chosen)}")
     ui.define("position")
-with right:
-    st.markdown("**Nearest neighbours** (distance between 5-D positions, on the questions this run asked)")
-    if summary["distances"]:
-        ui.table(pd.DataFrame(summary["distances"]), key="persona_lab.neighbours")
-    else:
-        st.info("No distances yet: the run has no A/B answers to place it (only N/A, refused or unparsed).")
+
+
+for tab, draw in zip(st.tabs(["Map", "Per dimension"], key="persona_lab.section", bind="query-params"),
+                     (map_tab, dimensions_tab)):
+    if tab.open:
+        with tab:
+            draw()
+st.markdown("**Nearest neighbours** (distance between 5-D positions, on the questions this run asked)")
+if summary["distances"]:
+    ui.table(pd.DataFrame(summary["distances"]), key="persona_lab.neighbours")
+else:
+    st.info("No distances yet: the run has no A/B answers to place it (only N/A, refused or unparsed).")

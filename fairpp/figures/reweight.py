@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from fairpp.figures.theme import ANSWER_COLOURS, respondent_style, short_name
+from fairpp.figures.theme import ANSWER_COLOURS, respondent_style
 
 __all__ = ["distribution_chart", "js_chart", "tier_chart"]
 
@@ -23,25 +23,33 @@ _NAMES = {"A": "A · first pole", "B": "B · second pole", "C": "C · N/A"}
 
 
 def tier_chart(tiers: pd.DataFrame, *, title: str | None = None) -> go.Figure:
-    """Bars: records per tier (left axis); line and markers: the weight of one record of the tier (right axis).
+    """Bars: records per tier (left axis); line and markers: the weight of one record of the tier (right axis),
+    relative to a uniform weight (``weight × number of records``: 1 = unchanged, 2 = counts twice).
 
     ``tiers`` has columns ``tier, count, weight, share`` (:attr:`fairpp.reweight.Reweighting.tiers`).
     """
     t = tiers.sort_values("tier")
+    n = float(t["count"].sum())
+    rel = t["weight"] * n
     fig = go.Figure()
     fig.add_trace(go.Bar(
         x=t["tier"], y=t["count"], name="records in tier", marker={"color": "#0072B2"},
         customdata=np.column_stack([t["share"].fillna(0)]),
         hovertemplate="tier %{x}<br>%{y:,} records<br>%{customdata[0]:.1%} of the total weight<extra></extra>"))
     fig.add_trace(go.Scatter(
-        x=t["tier"], y=t["weight"], name="weight of one record", yaxis="y2", mode="lines+markers",
+        x=t["tier"], y=rel, name="weight of one record (× uniform)", yaxis="y2", mode="lines+markers",
         marker={"color": "#D55E00", "size": 9}, line={"color": "#D55E00"}, connectgaps=False,
-        hovertemplate="tier %{x}<br>one record weighs %{y:.3g}<extra></extra>"))
+        customdata=np.column_stack([t["weight"]]),
+        hovertemplate="tier %{x}<br>one record weighs %{customdata[0]:.3g}<br>%{y:.2f} × a uniform weight"
+                      "<extra></extra>"))
+    top = float(np.nanmax(rel)) if rel.notna().any() else 1.0
     fig.update_layout(
         template="fairpp", height=380, title=title, bargap=0.25,
-        xaxis={"title": "tier (1 = everyone agrees with the target; K = everyone else disagrees)", "dtick": 1},
-        yaxis={"title": "records"}, yaxis2={"title": "weight per record", "overlaying": "y", "side": "right",
-                                            "rangemode": "tozero", "showgrid": False, "tickformat": ".2e"},
+        xaxis={"title": "tier<br><sup>1 = every other persona agrees with the target · K = none does</sup>",
+               "dtick": 1},
+        yaxis={"title": "records"}, yaxis2={"title": "weight per record (× uniform)", "overlaying": "y",
+                                            "side": "right", "range": [0, max(top, 1.0) * 1.1], "showgrid": False,
+                                            "tickformat": ".2~f", "tickmode": "auto", "nticks": 6},
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0}, margin={"t": 60 if title else 40})
     return fig
 
@@ -60,7 +68,7 @@ def distribution_chart(effect: pd.DataFrame, *, title: str | None = None) -> go.
             customdata=np.column_stack([order]),
             hovertemplate="<b>%{customdata[0]}</b><br>" + _NAMES[ans] + ": %{x:.1%}<extra></extra>"))
     fig.update_layout(template="fairpp", barmode="stack", height=140 + 30 * len(order), title=title,
-                      xaxis={"range": [0, 1], "tickformat": ".0%", "title": "share of answers on the training records"},
+                      xaxis={"range": [0, 1], "tickformat": ".0%", "title": "share of answers"},
                       yaxis={"autorange": "reversed"},
                       legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "traceorder": "normal"},
                       margin={"t": 60 if title else 40})
@@ -73,7 +81,7 @@ def js_chart(effect: pd.DataFrame, *, base_label: str = "base 2", title: str | N
     fig = go.Figure()
     for r, k, b, a in zip(rows["respondent"], rows["kind"], rows["js_before"], rows["js_after"]):
         style = respondent_style(r, kind="persona" if k == "target" else None)
-        name = f"{short_name(r)}{' (target)' if k == 'target' else ''}"
+        name = f"{r}{' (target)' if k == 'target' else ''}"
         fig.add_trace(go.Scatter(
             x=[b, a], y=[name, name], mode="lines+markers", showlegend=False,
             line={"color": style["color"], "width": 3 if k == "target" else 1.5},
