@@ -24,12 +24,13 @@ import pandas as pd
 from fairpp import analysis, explore, figures
 from fairpp.schema import FairppError
 
-__all__ = ["SECTIONS", "DEFAULT_SECTIONS", "build_report", "report_data"]
+__all__ = ["SECTIONS", "DEFAULT_SECTIONS", "FIGURES", "build_report", "report_data", "report_figures"]
 
 log = logging.getLogger("fairpp.report")
 
 #: Every section, in the order they appear.
-SECTIONS = ("source", "definitions", "positions", "clusters", "distances", "models", "probes", "reweight")
+SECTIONS = ("source", "definitions", "positions", "clusters", "distances", "models", "probes", "experiments",
+            "reweight")
 #: The sections built when none are named (the reweighting summary only when a target is given).
 DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "reweight")
 #: The columns of a position row, as ``fairpp positions --json`` prints them.
@@ -142,6 +143,8 @@ def report_data(store: Any, *, sections: Sequence[str], filters: Mapping[str, Se
             pos = analysis.positions(store, filters, by=[unit])
             pos = pos[pos["kind"] == "persona"] if (pos["kind"] == "persona").any() else pos
             dims = sorted(int(d) for d in pos["dimension"].unique())
+            if len(dims) < 2:
+                raise FairppError(f"a map needs two dimensions or more; the filters keep {len(dims)}")
             pts = explore.wide_points(pos, unit=unit, dims=dims)
             proj = explore.project(pts, dims=dims, method="pca", n_components=2)
             proj.attrs["dropped"] = pts.attrs["dropped"]
@@ -174,6 +177,11 @@ def report_data(store: Any, *, sections: Sequence[str], filters: Mapping[str, Se
             except FairppError as exc:  # pragma: no cover - a run deleted meanwhile
                 log.warning("probe run %s: %s", rid, exc)
         out["probes"] = cards
+    if "experiments" in sections:
+        from fairpp.store import experiments
+
+        ids = experiments.list_experiments(store)["experiment_id"].tolist()
+        out["experiments"] = [{"experiment_id": i, **experiments.get_experiment(store, i)} for i in ids]
     if "reweight" in sections and reweight_target:
         from fairpp import reweight
 
@@ -204,6 +212,9 @@ def _machine(data: Mapping[str, Any], sections: Sequence[str]) -> dict[str, Any]
                          "placed": data["models"]["placed"].to_dict("records")}
     if "probes" in data:
         doc["probes"] = data["probes"]
+    if "experiments" in data:
+        doc["experiments"] = [{k: x.get(k) for k in ("experiment_id", "target", "n_questions", "split", "base",
+                                                     "conditions", "summary")} for x in data["experiments"]]
     if "reweight" in data:
         rw = data["reweight"]
         doc["reweight"] = {**rw["result"].summary(), "pairs": rw["pairs"],
@@ -341,6 +352,30 @@ def _probes_html(data: Mapping[str, Any]) -> str:
     return "".join(parts) + f'<p class="definition">{html.escape(DEFINITION)}</p>'
 
 
+def _experiments_html(data: Mapping[str, Any]) -> str:
+    cards = data["experiments"]
+    if not cards:
+        return _note("No training experiment is stored (`fairpp compare ... --save NAME` stores one).")
+    parts = []
+    for x in cards:
+        facts = [("Target persona", x.get("target")), ("Questions", f"{x.get('n_questions', 0):,}"),
+                 ("Split", x.get("split") or "all"), ("JS base", x.get("base")),
+                 ("Intervals", f"{x.get('level', 0.95):.0%} bootstrap, {x.get('n_boot', '–')} replicates")]
+        body = "<dl class=facts>" + "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>"
+                                           for k, v in facts) + "</dl>"
+        rows = pd.DataFrame(x.get("summary") or [])
+        if not rows.empty:
+            span = lambda r, k: f"{_fmt(r.get(k))} [{_fmt(r.get(k + '_low'))}, {_fmt(r.get(k + '_high'))}]"
+            rows = pd.DataFrame([{"condition": r["condition"], "respondent": r.get("respondent"),
+                                  "JS to target": span(r, "js_target"), "mean JS to others": span(r, "js_others"),
+                                  "gap (others − target)": span(r, "gap"),
+                                  "agreement with target": span(r, "agreement_target"),
+                                  "nearest persona": r.get("nearest")} for r in rows.to_dict("records")])
+            body += _table(rows)
+        parts.append(f'<article class="card"><h3>{html.escape(str(x["experiment_id"]))}</h3>{body}</article>')
+    return "".join(parts) + _note("A positive gap: the condition sits nearer the target than the other personas.")
+
+
 def _reweight_html(data: Mapping[str, Any], chart: _Charts) -> str:
     from fairpp.figures import reweight as rwfig
 
@@ -355,6 +390,42 @@ def _reweight_html(data: Mapping[str, Any], chart: _Charts) -> str:
             + _table(tiers, digits=6, formats={"tier": str, "count": lambda v: f"{int(v):,}"})
             + chart(rwfig.distribution_chart(rw["effect"]), name="weighting-effect")
             + chart(rwfig.js_chart(rw["effect"]), name="weighting-js"))
+
+
+# -- single figures ------------------------------------------------------------------------------------------------
+#: The report's named figures -> the section that draws them (``fairpp figure NAME``).
+FIGURES = {"radar": "positions", "positions-bars": "positions", "cluster-map": "clusters", "distances": "distances",
+           "models-map": "models", "tiers": "reweight", "weighting-effect": "reweight", "weighting-js": "reweight"}
+_DRAW = {"positions": _positions_html, "clusters": _clusters_html, "distances": _distances_html,
+         "models": _models_html, "reweight": _reweight_html}
+
+
+def report_figures(store: Any, names: Sequence[str], *, filters: Mapping[str, Sequence[Any]] | None = None,
+                   reweight_target: str | None = None, **options: Any) -> dict[str, Any]:
+    """The report's own figures by name (see :data:`FIGURES`), drawn as the report draws them.
+
+    Raises :class:`FairppError` for an unknown name or one the data cannot draw (e.g. no models loaded).
+    """
+    bad = [n for n in names if n not in FIGURES]
+    if bad:
+        raise FairppError(f"unknown figure(s) {', '.join(bad)}: use {', '.join(FIGURES)}")
+    sections = list(dict.fromkeys(FIGURES[n] for n in names))
+    if "reweight" in sections and not reweight_target:
+        raise FairppError("the reweighting figures need a target persona (--target NAME)")
+    data = report_data(store, sections=sections, filters=filters, reweight_target=reweight_target, **options)
+    drawn: dict[str, Any] = {}
+
+    def keep(fig: Any, *, name: str) -> str:
+        drawn[name] = fig
+        return ""
+
+    for sid in sections:
+        _DRAW[sid](data, keep)  # type: ignore[arg-type]
+    missing = [n for n in names if n not in drawn]
+    if missing:
+        raise FairppError(f"no {', '.join(missing)} figure for these data and filters (too few dimensions, "
+                          "respondents or models); see the report's note")
+    return {n: drawn[n] for n in names}
 
 
 # -- the document -----------------------------------------------------------------------------------------------
@@ -391,7 +462,7 @@ footer { color: var(--muted); font-size: 0.85rem; margin-top: 3em; border-top: 1
 
 _TITLES = {"source": "Data source", "definitions": "Definitions used", "positions": "Persona positions",
            "clusters": "Cluster map", "distances": "Distances", "models": "Regional models",
-           "probes": "Probe runs", "reweight": "Reweighting summary"}
+           "probes": "Probe runs", "experiments": "Training experiments", "reweight": "Reweighting summary"}
 
 
 def _sections(sections: Sequence[str] | None, reweight_target: str | None) -> list[str]:
@@ -439,6 +510,8 @@ def build_report(store: Any, *, sections: Sequence[str] | None = None,
             inner = _models_html(data, chart)
         elif sid == "probes":
             inner = _probes_html(data)
+        elif sid == "experiments":
+            inner = _experiments_html(data)
         else:
             inner = _reweight_html(data, chart)
         body.append(_section(sid, _TITLES[sid], inner))

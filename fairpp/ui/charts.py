@@ -1,4 +1,4 @@
-"""Drawing a figure: hover, PNG download from the modebar, the numbers behind it as CSV, selection events."""
+"""Drawing a figure: hover, PNG/SVG downloads at presentation size, the numbers behind it as CSV, selection events."""
 from __future__ import annotations
 
 import re
@@ -8,7 +8,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-__all__ = ["chart", "download_frame", "selected", "slug", "styled_answers", "table", "row"]
+__all__ = ["chart", "download_frame", "download_figure", "selected", "slug", "styled_answers", "table", "row",
+           "FIGURE_SIZES"]
+
+#: Image sizes offered for figure downloads: label -> (width, height) in pixels.
+FIGURE_SIZES: dict[str, tuple[int, int]] = {"1600 × 900 (16:9 slide)": (1600, 900),
+                                            "1920 × 1080 (16:9 full HD)": (1920, 1080),
+                                            "1600 × 1200 (4:3 slide)": (1600, 1200),
+                                            "1200 × 1200 (square)": (1200, 1200)}
 
 
 def slug(text: str) -> str:
@@ -38,6 +45,43 @@ def download_frame(frame: pd.DataFrame | Callable[[], pd.DataFrame], *, key: str
                            icon=":material/download:")
 
 
+def _synthetic_note() -> str | None:
+    """The synthetic-data label when the loaded data are the demo (for exported images)."""
+    from fairpp.figures import SYNTHETIC_BANNER
+    from fairpp.ui import data
+
+    sel = st.session_state.get("_fairpp.selection")
+    src = data.active_source(sel.version if sel is not None else data.data_version())
+    return SYNTHETIC_BANNER if src and src.get("synthetic") else None
+
+
+def download_figure(fig: go.Figure, *, key: str, file_name: str, where: Any = None, title: str | None = None) -> None:
+    """A compact "Image" popover: a size choice and PNG / SVG downloads, rendered only when clicked.
+
+    The image is drawn by :func:`fairpp.figures.export.export_figure` (house theme, headless Chromium) with the
+    synthetic-data label when the demo is loaded. Without Chromium the buttons are disabled and say why.
+    """
+    from fairpp.figures.export import MIME, export_available, export_figure
+
+    target = where if where is not None else st
+    problem = export_available()
+    box = target.popover("Image", icon=":material/image:", help="PNG or SVG at presentation size")
+    label = box.selectbox("Size (pixels)", list(FIGURE_SIZES), key=f"{key}.size")
+    width, height = FIGURE_SIZES[label]
+    note = _synthetic_note()
+
+    def image(fmt: str) -> Callable[[], bytes]:  # export_figure draws a themed copy; ``fig`` is left as it is
+        return lambda: export_figure(fig, fmt=fmt, width=width, height=height, title=title, note=note)
+
+    buttons = box.container(horizontal=True)
+    for fmt in ("png", "svg"):
+        buttons.download_button(fmt.upper(), data=image(fmt), file_name=f"{file_name}-{width}x{height}.{fmt}",
+                                mime=MIME[fmt], key=f"{key}.{fmt}", on_click="ignore", disabled=problem is not None,
+                                icon=":material/download:", help=problem)
+    if problem:
+        box.caption(problem)
+
+
 def chart(fig: go.Figure, *, key: str, data: pd.DataFrame | None = None, filename: str | None = None,
           select: bool = False, selection_mode: Sequence[str] = ("points", "box", "lasso"),
           caption: str | None = None) -> list[dict[str, Any]]:
@@ -48,7 +92,8 @@ def chart(fig: go.Figure, *, key: str, data: pd.DataFrame | None = None, filenam
     fig : the figure (from :mod:`fairpp.figures`).
     key : widget key, "<page>.<chart>".
     data : the numbers behind the chart; adds a "Numbers (CSV)" download button.
-    filename : base name of the PNG (modebar camera button, 2x scale) and of the CSV.
+    filename : base name of the images (the "Image" popover: PNG/SVG at presentation size; the modebar's
+        camera, 2x scale) and of the CSV.
     select : listen to selection events (box, lasso, click); returns the selected points.
     caption : a definition or note printed under the chart.
 
@@ -66,8 +111,10 @@ def chart(fig: go.Figure, *, key: str, data: pd.DataFrame | None = None, filenam
                             width="stretch", **({"selection_mode": list(selection_mode)} if select else {}))
     if caption:
         st.caption(caption)
+    bar = st.container(horizontal=True, gap="small")
     if data is not None:
-        download_frame(data, key=f"{key}.csv", file_name=f"{name}.csv")
+        download_frame(data, key=f"{key}.csv", file_name=f"{name}.csv", where=bar)
+    download_figure(fig, key=f"{key}.image", file_name=name, where=bar)
     if not select or event is None:
         return []
     try:
