@@ -1,4 +1,5 @@
-"""The shared frame around every page: data source box, synthetic banner, global filters, definitions."""
+"""The shared frame around every page: data source box, link to the view, synthetic banner, global filters,
+definitions, and in play mode (``?story=&slide=``) the slide bar instead of the sidebar."""
 from __future__ import annotations
 
 import threading
@@ -29,18 +30,28 @@ def source_kind(src: dict[str, Any] | None) -> str:
 
 @contextmanager
 def frame(page_key: str) -> Iterator[Selection]:
-    """Draw the shared frame (URL clean-up, sidebar, banner) around the page run inside the block.
+    """Draw the shared frame (URL clean-up, sidebar, link, banner) around the page run inside the block.
 
-    The selection is available to the page (:func:`selection`) only while the block runs.
+    The selection is available to the page (:func:`selection`) only while the block runs. A move to another
+    slide of a story (asked by a button's callback) happens here, before anything is drawn. After a page that
+    ran to its end, the link shows the URL the page's widgets wrote.
     """
+    from fairpp.ui import stories
     from fairpp.ui.nav import PAGES
 
+    stories.follow()
     params.prune(page_key, known_prefixes=[p.key for p in PAGES])
+    with st.sidebar:
+        top = st.container()  # the link goes above the data source box
     sel = sidebar()
+    with top:
+        link = stories.link_control(page_key)
+    stories.slide_bar(page_key)
     banner()
     _run.selection = sel
     try:
         yield sel
+        stories.update_link(link, page_key)  # not reached after st.stop() or a page switch
     finally:  # plain Python: after st.stop() every Streamlit call raises again, so none is made here
         _run.selection = None
 

@@ -35,6 +35,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/reweight.py", "Reweighting", ":material/balance:", "reweight", section="Align"),
     PageSpec("pages/persona_lab.py", "Persona lab", ":material/science:", "persona_lab", section="Align"),
     PageSpec("pages/experiments.py", "Training experiments", ":material/model_training:", "experiments", "Align"),
+    PageSpec("pages/stories.py", "Stories", ":material/slideshow:", "stories", section="Present"),
     PageSpec("pages/report.py", "Report", ":material/summarize:", "report", section="Present"),
 ]
 
