@@ -18,6 +18,12 @@ from fairpp.figures.positions import rgba, style_of
 
 __all__ = ["cluster_map", "model_map", "hull_path"]
 
+#: Legends go below the map, left-aligned and wrapping: a legend at the side takes a fixed width and squeezes the
+#: plot to nothing on a narrow screen, while one below only grows the figure.
+_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom",
+          "itemsizing": "constant",
+          "font": {"size": 11}}
+
 
 def hull_path(xy: np.ndarray) -> np.ndarray | None:
     """The closed convex hull of 2-D points (``None`` with fewer than 3 non-collinear points)."""
@@ -108,7 +114,7 @@ def cluster_map(points: pd.DataFrame, *, x: str, y: str, z: str | None = None, o
                                        hovertemplate=hover, legendgroup=str(name)))
     titles = list(axis_titles or [x, y, z or ""])
     layout = {"template": "fairpp", "height": 600, "title": title, "dragmode": "lasso" if z is None else "orbit",
-              "legend": {"orientation": "v", "x": 1.01, "y": 1, "itemsizing": "constant"},
+              "legend": _BELOW,
               "margin": {"t": 40 if title else 20, "r": 10}}
     if z is None:
         layout.update(xaxis={"title": titles[0], "scaleanchor": "y", "scaleratio": 1}, yaxis={"title": titles[1]})
@@ -149,14 +155,14 @@ def model_map(placed: pd.DataFrame, *, clouds: pd.DataFrame | None = None,
         name, kind = str(row[cols.index("respondent")]), str(row[cols.index("kind")])
         st = style_of(name, kind, regions)
         region = regions.get(name) if isinstance(regions.get(name), str) else None
-        group = region or ("Personas" if kind == "persona" else kind.capitalize() + "s")
         hover = (f"<b>{name}</b>" + (f"<br>{region}" if region else "") + "<br>PC1 %{x:.3f} · PC2 %{y:.3f}"
                  + "".join(f"<br>D{d} {row[cols.index(d)]:.3f}" for d in dims) + "<extra></extra>")
         labelled = kind == "persona" or label_models
         traces.append(go.Scatter(
             x=[row[cols.index("PC1")]], y=[row[cols.index("PC2")]], mode="markers+text" if labelled else "markers",
             text=[name] if labelled else None, textposition="top center",
-            textfont={"size": 11, "color": st["color"]}, name=name, legendgroup=group, legendgrouptitle_text=group,
+            textfont={"size": 11, "color": st["color"]}, name=name,
+            legendgroup=name,  # one group each: entries flow across the width instead of stacking per group
             hovertemplate=hover, customdata=[[name]],
             marker={"color": st["color"], "symbol": st["symbol"], "size": st["size"] + 4,
                     "line": {**st["line"], "width": st["line"]["width"] + 0.5}}))
@@ -164,10 +170,9 @@ def model_map(placed: pd.DataFrame, *, clouds: pd.DataFrame | None = None,
     pad_x = 0.25 * (np.nanmax(xs) - np.nanmin(xs) or 1.0)
     pad_y = 0.15 * (np.nanmax(ys) - np.nanmin(ys) or 1.0)
     # Axes are not drawn to the same scale (PC1 usually dominates); the titles give each axis's variance share.
-    layout = {"template": "fairpp", "height": 540, "title": title,
+    layout = {"template": "fairpp", "height": 660, "title": title,
               "xaxis": {"title": axis_titles[0], "range": [np.nanmin(xs) - pad_x, np.nanmax(xs) + pad_x]},
               "yaxis": {"title": axis_titles[1], "range": [np.nanmin(ys) - pad_y, np.nanmax(ys) + pad_y]},
-              "legend": {"orientation": "v", "x": 1.01, "y": 1, "itemsizing": "constant", "groupclick": "toggleitem",
-                         "tracegroupgap": 6, "font": {"size": 11}},
+              "legend": _BELOW,
               "margin": {"t": 40 if title else 20, "r": 10}}
     return go.Figure(data=traces, layout=layout)

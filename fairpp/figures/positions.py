@@ -114,7 +114,7 @@ def radar(pos: pd.DataFrame, *, respondents: Sequence[str] | None = None, side_b
     layout: dict = {"template": "fairpp", "title": title, "height": 560 if not side_by_side else 330 * rows + 40,
                     "legend": {"orientation": "h", "y": -0.05, "yanchor": "top", "x": 0.5, "xanchor": "center",
                                "font": {"size": 11}},
-                    "margin": {"l": 95, "r": 95, "t": 60 if side_by_side or title else 40, "b": 20}}
+                    "margin": {"l": 110, "r": 110, "t": 60 if side_by_side or title else 40, "b": 20}}
     if side_by_side:
         domains = _polar_domains(n, ncols)
         for i, ((name, _), dom) in enumerate(zip(groups, domains)):
@@ -185,5 +185,7 @@ def position_strip(pos: pd.DataFrame, *, respondents: Sequence[str] | None = Non
               "yaxis": {"tickvals": list(range(len(dims))),
                         "ticktext": [dimension_label(d, style="poles") for d in dims],
                         "autorange": "reversed", "showgrid": False, "zeroline": False},
-              "legend": {"orientation": "v", "x": 1.02, "y": 1}, "margin": {"t": 40 if title else 20}}
+              "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.08, "yanchor": "top",
+                         "font": {"size": 11}},
+              "margin": {"t": 40 if title else 20}}
     return go.Figure(data=traces, layout=layout)

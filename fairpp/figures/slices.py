@@ -71,6 +71,21 @@ def answer_mix(mix: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     return fig
 
 
+def _wrap(name: str, width: int = 12) -> str:
+    """A panel title on up to two lines (at spaces or hyphens), so that side-by-side titles do not overlap.
+
+    >>> _wrap("Falcon3-7B-Instruct"), _wrap("Progressive Activists"), _wrap("Loyal Nationals")
+    ('Falcon3-<br>7B-Instruct', 'Progressive<br>Activists', 'Loyal<br>Nationals')
+    """
+    if len(name) <= width:
+        return name
+    cuts = [i + 1 for i, ch in enumerate(name) if ch in " -" and 0 < i < len(name) - 1]
+    if not cuts:
+        return name
+    cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
+    return name[:cut].rstrip() + "<br>" + name[cut:].lstrip()
+
+
 def _unit(span: list[float]) -> list[float]:
     """A subplot domain clipped to [0, 1] (float error would put -1e-17 outside it)."""
     return [min(max(round(v, 6), 0.0), 1.0) for v in span]
@@ -102,9 +117,13 @@ def slice_grid(frame: pd.DataFrame, *, x: str, y: str, x_order: Sequence[str] | 
         "template": "fairpp", "height": max(420, rows * (18 * len(ys) + 40) + 220), "title": title,
         "showlegend": False, "annotations": [],
         "coloraxis": {"colorscale": POSITION_SCALE, "cmin": 0, "cmax": 1,
-                      "colorbar": {"title": {"text": "position", "side": "right"}, "thickness": 14,
-                                   "tickvals": [0, 0.5, 1], "ticktext": ["0 first pole", "0.5", "1 second pole"]}},
-        "margin": {"t": 60 if title else 40, "l": 10, "b": 10}}
+                      # below the grid, not beside it: a side colour bar takes width the panels need on a phone
+                      "colorbar": {"thickness": 12, "orientation": "h", "yref": "container", "y": 0.005,
+                                   "yanchor": "bottom", "x": 0.5, "xanchor": "center", "len": 1.0,
+                                   "tickangle": 0, "tickfont": {"size": 10}, "tickvals": [0, 0.5, 1],
+                                   "ticklabeloverflow": "allow",
+                                   "ticktext": ["0 first pole", "position 0.5", "1 second pole"]}},
+        "margin": {"t": 75 if title else 55, "l": 10, "b": 10}}
     traces: list = []
     by = {str(k): g for k, g in frame.groupby("respondent", sort=False)}
     for i, name in enumerate(names):
@@ -120,8 +139,9 @@ def slice_grid(frame: pd.DataFrame, *, x: str, y: str, x_order: Sequence[str] | 
                                 "categoryorder": "array", "categoryarray": ys, "autorange": "reversed",
                                 "tickfont": {"size": 10}, "showgrid": mode != "heat", "showticklabels": c == 0,
                                 "ticks": "outside" if c == 0 else ""}
-        layout["annotations"].append({"text": name, "x": x0 + w / 2, "y": y1, "xref": "paper", "yref": "paper",
-                                      "yanchor": "bottom", "showarrow": False, "font": {"size": 13}})
+        layout["annotations"].append({"text": _wrap(name), "x": x0 + w / 2, "y": y1, "xref": "paper",
+                                      "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                                      "font": {"size": 11}})
         axes = {"xaxis": f"x{ax}", "yaxis": f"y{ax}"}
         if mode == "heat":
             g = sub.set_index([y, x]).reindex(pd.MultiIndex.from_product([ys, xs]))
