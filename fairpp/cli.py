@@ -106,7 +106,7 @@ def _load_plugins() -> None:
     import importlib
 
     for mod in ("fairpp.probe.cli", "fairpp.generate.cli", "fairpp.reweight_cli", "fairpp.report_cli",
-                "fairpp.figure_cli", "fairpp.train.cli"):
+                "fairpp.figure_cli", "fairpp.story_cli", "fairpp.train.cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -150,8 +150,8 @@ def dimension_bars(pos: pd.DataFrame, *, respondents: Sequence[str] | None = Non
                         "categoryarray": [_two_lines(d) for d in dims]},
               "shapes": [{"type": "line", "x0": 0.5, "x1": 0.5, "xref": "x", "y0": 0, "y1": 1, "yref": "paper",
                           "line": {"dash": "dot", "color": "#888", "width": 1}}],
-              "legend": {"traceorder": "normal", "orientation": "h", "y": -0.12, "yanchor": "top", "x": 0.5,
-                         "xanchor": "center", "font": {"size": 11}},
+              "legend": {"traceorder": "normal", "orientation": "h", "yref": "container", "y": 0,
+                         "yanchor": "bottom", "x": 0.5, "xanchor": "center", "font": {"size": 11}},
               "margin": {"t": 40 if title else 20, "b": 20}}
     return go.Figure(data=traces, layout=layout)
 
