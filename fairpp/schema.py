@@ -150,10 +150,15 @@ def question_ids(frame: pd.DataFrame, *, normalized: bool = False) -> pd.Series:
         col = frame[c].astype("string[pyarrow]") if normalized else normalize_space(frame[c])
         arr = pa.array(col.fillna("").array)
         parts.append((arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.large_string()))
-    joined = pc.binary_join_element_wise(*parts, pa.scalar("\x1f", pa.large_string())).to_pylist()
+    joined = pc.binary_join_element_wise(*parts, pa.scalar("\x1f", pa.large_string()))
+    # Hash the UTF-8 bytes straight from the Arrow buffer (no Python strings), then read the first 8 bytes
+    # of every digest at once as big-endian integers.
+    data = memoryview(joined.buffers()[2] or b"")
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int64)[joined.offset:joined.offset + len(joined) + 1].tolist()
     md5 = hashlib.md5
-    return pd.Series([int.from_bytes(md5(s.encode("utf-8")).digest()[:8], "big") >> 4 for s in joined],
-                     index=frame.index, dtype=np.int64)
+    digests = b"".join([md5(data[a:b]).digest() for a, b in zip(offsets[:-1], offsets[1:])])
+    first = np.frombuffer(digests, dtype=">u8").reshape(-1, 2)[:, 0] if digests else np.zeros(0, dtype=">u8")
+    return pd.Series((first >> np.uint64(4)).astype(np.int64), index=frame.index, dtype=np.int64)
 
 
 def normalize_space(col: pd.Series) -> pd.Series:
