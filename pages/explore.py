@@ -33,7 +33,7 @@ if view == "slices":
     if frame.empty:
         st.info("No A/B answers on this dimension under the filters.")
         st.stop()
-    fig = figures.slice_grid(frame, x=cols, y=rows, mode=mode, x_order=explore.taxonomy_order(cols),
+    fig = ui.figure(figures.slice_grid, frame, x=cols, y=rows, mode=mode, x_order=explore.taxonomy_order(cols),
                              y_order=explore.taxonomy_order(rows), x_label=COLS[cols], y_label=ROWS[rows])
     picked = ui.chart(fig, key=f"explore.grid_{mode}", data=frame, filename=f"fairpp-slices-d{d}", select=True)
     ui.define("position")

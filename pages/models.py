@@ -36,8 +36,8 @@ def map_tab() -> None:
         st.info(f"No map: {exc}. The table below still applies.")
     else:
         titles = [f"PC{i + 1} ({r:.0%} of persona variance)" for i, r in enumerate(explained)] + ["PC2"]
-        fig = figures.model_map(placed, clouds=cloud if clouds else None, regions=regions, axis_titles=titles[:2],
-                                label_models=labels)
+        fig = ui.figure(figures.model_map, placed, clouds=cloud if clouds else None, regions=regions,
+                        axis_titles=titles[:2], label_models=labels)
         picked = ui.chart(fig, key="models.map", data=placed, filename="fairpp-models-map", select=True)
         ui.define("pca")
         st.caption("The two axes are not drawn to the same scale; distances in the table below are measured in the "
@@ -65,7 +65,7 @@ def dimensions_tab() -> None:
     """Models against personas, dimension by dimension, with 95% intervals."""
     order = [*personas, *[r for r in resp["respondent"] if r not in personas]]
     shown = [r for r in order if r in set(comp.positions["respondent"])]
-    ui.chart(figures.position_strip(comp.positions, respondents=shown, regions=regions), key="models.strip",
+    ui.chart(ui.figure(figures.position_strip, comp.positions, respondents=shown, regions=regions), key="models.strip",
              data=comp.positions, filename="fairpp-models-vs-personas")
     wide = explore.position_table(comp.positions)
     ui.table(wide.set_index("respondent").loc[shown].reset_index())

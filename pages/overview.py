@@ -31,7 +31,7 @@ with left:
     else:
         order = {t: i for i, t in enumerate(explore.taxonomy_order("topic"))}
         tax = tax.sort_values("topic", key=lambda s: s.map(order), kind="stable")
-        ui.chart(figures.taxonomy_chart(tax, kind=kind), key="overview.taxonomy_chart", data=tax,
+        ui.chart(ui.figure(figures.taxonomy_chart, tax, kind=kind), key="overview.taxonomy_chart", data=tax,
                  filename="fairpp-taxonomy",
                  caption="Topic → problem category (→ specific problem: click a sector to zoom in), sized by the "
                          "number of questions shown.")
@@ -41,7 +41,7 @@ with right:
     if mix.empty:
         st.info("No answers match the filters.")
     else:
-        ui.chart(figures.answer_mix(mix), key="overview.answer_mix", data=mix, filename="fairpp-answer-mix")
+        ui.chart(ui.figure(figures.answer_mix, mix), key="overview.answer_mix", data=mix, filename="fairpp-answer-mix")
         ui.define("answer_mix")
 
 st.subheader("The five preference dimensions")

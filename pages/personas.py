@@ -34,15 +34,15 @@ def positions_tab() -> None:
     left, right = (st.container(), st.container()) if side else ui.row(2)
     with left:
         if len(sel.dims) >= 3:
-            fig = figures.radar(sub, respondents=show, side_by_side=side, regions=regions)
+            fig = ui.figure(figures.radar, sub, respondents=show, side_by_side=side, regions=regions)
             ui.chart(fig, key="personas.radar", data=sub, filename="fairpp-radar")
             if side:
                 st.caption(" · ".join(f"D{d} = {figures.dimension_label(d, style='poles')}" for d in sel.dims))
         else:
             st.info("A radar needs at least three dimensions; the bars show the selected ones.")
     with right:
-        ui.chart(figures.dimension_bars(sub, respondents=show, regions=regions), key="personas.bars", data=sub,
-                 filename="fairpp-positions")
+        ui.chart(ui.figure(figures.dimension_bars, sub, respondents=show, regions=regions), key="personas.bars",
+                 data=sub, filename="fairpp-positions")
     ui.define("position")
 
 
@@ -82,9 +82,10 @@ def cluster_tab() -> None:
         titles = [f"{a} ({r:.0%}{what})" for a, r in zip(axes, proj.attrs["explained"])]
     if overlay == "density" and n_comp == 3:
         st.caption("Density contours are drawn in 2-D only; the 3-D map shows hulls instead.")
-    fig = figures.cluster_map(proj, x=axes[0], y=axes[1], z=axes[2] if n_comp == 3 and len(axes) > 2 else None,
-                              overlay="hulls" if overlay == "density" and n_comp == 3 else overlay,
-                              regions=regions, unit_label=UNITS[unit], axis_titles=titles)
+    fig = ui.figure(figures.cluster_map, proj, x=axes[0], y=axes[1],
+                    z=axes[2] if n_comp == 3 and len(axes) > 2 else None,
+                    overlay="hulls" if overlay == "density" and n_comp == 3 else overlay,
+                    regions=regions, unit_label=UNITS[unit], axis_titles=titles)
     picked = ui.chart(fig, key=f"personas.map_{n_comp}d", data=proj, filename=f"fairpp-cluster-map-{unit}",
                       select=n_comp == 2)
     ui.define("units", "umap" if "UMAP1" in proj.columns else "pca")
@@ -116,7 +117,7 @@ def distances_tab() -> None:
     res = ui.data.distances(sel, base, dimension) if metric == "js" else ui.data.agreement(sel, dimension)
     key = "js_distance" if metric == "js" else metric
     frame = analysis.matrix_frame(res, key)
-    fig = figures.matrix_heatmap(frame, n_shared=res["n_shared"], metric=metric, base_label=base)
+    fig = ui.figure(figures.matrix_heatmap, frame, n_shared=res["n_shared"], metric=metric, base_label=base)
     ui.chart(fig, key="personas.matrix", data=explore.matrix_long(frame, res["n_shared"], value=key),
              filename=f"fairpp-{metric}")
     ui.define(metric)

@@ -239,6 +239,15 @@ class Store:
         """Every load, newest first (provenance: files, hashes, time, synthetic flag)."""
         return self._df("SELECT * FROM sources ORDER BY source_id DESC")
 
+    def sources_token(self) -> str:
+        """A short string that changes whenever a load adds, replaces or deactivates a source (one small query:
+        the app asks on every rerun)."""
+        with self.cursor() as cur:
+            rows = cur.execute(
+                "SELECT count(*), coalesce(max(source_id), 0), coalesce(string_agg(concat_ws('|', source_id, active,"
+                " loaded_at, rows_read), ';' ORDER BY source_id), '') FROM sources").fetchall()
+        return "/".join(map(str, rows[0]))
+
     def respondents(self, *, kinds: Sequence[str] | None = None) -> pd.DataFrame:
         """Respondents in display order: personas (survey order), models (taxonomy order), others."""
         df = self._df("SELECT * FROM respondents")

@@ -31,13 +31,13 @@ Cached data (:mod:`.data`; keyed by the selection, invalidated by a load)
 from __future__ import annotations
 
 from fairpp.ui import data, params
-from fairpp.ui.charts import chart, download_frame, row, selected, slug, styled_answers, table
+from fairpp.ui.charts import chart, download_frame, figure, row, selected, slug, styled_answers, table
 from fairpp.ui.frame import banner, define, frame, selection, sidebar, source_kind
 from fairpp.ui.nav import PAGES, PageSpec, configure_page, current_page, navigation
 from fairpp.ui.selection import FILTER_COLUMNS, Selection
 
 __all__ = [
-    "data", "params", "frame", "chart", "download_frame", "selected", "slug", "styled_answers", "table", "row",
+    "data", "params", "frame", "chart", "download_frame", "figure", "selected", "slug", "styled_answers", "table", "row",
     "banner", "define", "selection", "sidebar", "source_kind", "PAGES", "PageSpec", "configure_page",
     "current_page", "navigation", "FILTER_COLUMNS", "Selection",
 ]

@@ -1,15 +1,20 @@
 """Drawing a figure: hover, PNG/SVG downloads at presentation size, the numbers behind it as CSV, selection events."""
 from __future__ import annotations
 
+import hashlib
+import pickle
 import re
+import threading
+from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-__all__ = ["chart", "download_frame", "download_figure", "selected", "slug", "styled_answers", "table", "row",
-           "FIGURE_SIZES"]
+__all__ = ["chart", "download_frame", "download_figure", "figure", "selected", "slug", "styled_answers", "table",
+           "row", "FIGURE_SIZES"]
 
 #: Image sizes offered for figure downloads: label -> (width, height) in pixels.
 FIGURE_SIZES: dict[str, tuple[int, int]] = {"1600 × 900 (16:9 slide)": (1600, 900),
@@ -161,3 +166,56 @@ def row(count: int, *, width: int = 460, gap: str = "medium") -> list[Any]:
     """
     box = st.container(horizontal=True, wrap=True, gap=gap)
     return [box.container(width=width) for _ in range(count)]
+
+
+# -- built figures, kept between reruns -----------------------------------------------------------------------
+_FIGURES_KEPT = 64
+_figures_lock = threading.Lock()
+
+
+@st.cache_resource(show_spinner=False)
+def _figures() -> OrderedDict[str, go.Figure]:
+    return OrderedDict()
+
+
+def _fingerprint(value: Any) -> Any:
+    """A hashable stand-in for a builder argument: frames and arrays by content, containers element-wise."""
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        try:
+            digest = int(pd.util.hash_pandas_object(value, index=True).sum())
+        except TypeError:  # unhashable cells (lists, dicts): fall back to the pickled bytes
+            digest = hashlib.sha1(pickle.dumps(value)).hexdigest()
+        frame = isinstance(value, pd.DataFrame)
+        cols = tuple(map(str, value.columns)) if frame else str(value.name)
+        dtypes = tuple(map(str, value.dtypes)) if frame else (str(value.dtype),)
+        return (type(value).__name__, value.shape, cols, dtypes, digest)
+    if isinstance(value, np.ndarray):
+        digest = hashlib.sha1(np.ascontiguousarray(value).tobytes()).hexdigest()
+        return ("ndarray", value.shape, str(value.dtype), digest)
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_fingerprint(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((repr(k), _fingerprint(v)) for k, v in value.items()))
+    return repr(value)
+
+
+def figure(builder: Callable[..., go.Figure], *args: Any, **kwargs: Any) -> go.Figure:
+    """``builder(*args, **kwargs)``, kept by the content of its arguments so that a rerun with the same numbers
+    (a page switch, a widget elsewhere on the page) reuses the figure instead of rebuilding and re-validating it.
+
+    The figure is shared between reruns and sessions: draw it, never modify it (build a new one instead).
+    """
+    key = hashlib.sha1(repr((builder.__module__, builder.__qualname__, _fingerprint(args),
+                             _fingerprint(kwargs))).encode()).hexdigest()
+    cache = _figures()
+    with _figures_lock:
+        fig = cache.get(key)
+        if fig is not None:
+            cache.move_to_end(key)
+            return fig
+    fig = builder(*args, **kwargs)
+    with _figures_lock:
+        cache[key] = fig
+        while len(cache) > _FIGURES_KEPT:
+            cache.popitem(last=False)
+    return fig
