@@ -147,11 +147,14 @@ class Store:
                      datetime.now(timezone.utc).replace(tzinfo=None), bool(src.get("synthetic", False)),
                      src.get("rows_read"), src.get("rows_rejected", 0)],
                 ).fetchall()[0][0]
-                q = batch.questions.assign(source_id=source_id)
+                q, a = batch.questions, batch.answers
                 r = batch.respondents.assign(source_id=source_id)
-                a = batch.answers.assign(sample=0, source_id=source_id)
+                # The tables' last columns (sample, source_id) are constants of the load: SQL literals, not copies
+                # of the frames with two more columns.
                 q_in, q_cols = _arrow(q)
                 a_in, a_cols = _arrow(a)
+                q_cols += f", {int(source_id)}"
+                a_cols += f", 0, {int(source_id)}"
                 cur.register("q_in", q_in)
                 cur.register("r_in", r)
                 cur.register("a_in", a_in)
