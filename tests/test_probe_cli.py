@@ -210,3 +210,20 @@ def test_pack_round_trip_through_the_command_line(db, policy, tmp_path, capsys, 
         before = srv.chat_requests
         assert main(probe_argv(srv.url, other, "--n", "25", "--no-progress", "--json")) == 0
         assert json.loads(capsys.readouterr().out)["answered"] == 25 and srv.chat_requests == before
+
+
+def test_slice_limits_the_questions_asked(db, policy, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with Store(db, read_only=True) as s:
+        topic = sorted(s.questions()["topic"].dropna().unique())[0]
+    with ChatServer(policy) as srv:
+        assert main(probe_argv(srv.url, db, "--n", "40", "--slice", f"topic={topic}", "--json")) == 0
+        summary = json.loads(capsys.readouterr()[0])
+        assert main(probe_argv(srv.url, db, "--n", "5", "--slice", "colour=red")) == 2
+        assert "COLUMN=VALUE" in capsys.readouterr()[1]
+    assert summary["answered"] == 40
+    answered, _ = texts_by_task(db, summary["run_id"])
+    with Store(db) as s:
+        q = s.questions().set_index("question_id")
+    assert {q.loc[qid, "topic"] for qid, _ in answered} == {topic}
+    assert {q.loc[qid, "question_set"] for qid, _ in answered} == {"template"}

@@ -49,6 +49,9 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--all", action="store_true", help="ask every question (overrides --n)")
     g.add_argument("--sample-seed", type=int, default=DEFAULT_SAMPLE_SEED)
     g.add_argument("--split", choices=["train", "test"], default=None, help="only this split")
+    g.add_argument("--slice", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="only these questions (repeatable), e.g. topic=\"fair rewards\" or "
+                        "question_set=scenario-generated (default question set: template)")
     g.add_argument("--persona", default=None, help="role-play this persona (system prompt)")
     g.add_argument("--system-prompt", default=None, help="a custom system prompt")
     g.add_argument("--repeats", type=int, default=1, metavar="K", help="ask each question K times")
@@ -84,6 +87,9 @@ def _config(args: argparse.Namespace) -> Any:
     headers = parse_headers(args.header)
     endpoint = Endpoint(args.base_url, args.model, api_key=key, headers=headers, timeout=args.timeout)
     filters: dict[str, list[str]] = {"question_set": ["template"]}
+    from fairpp.analysis import parse_slices
+
+    filters.update(parse_slices(args.slice))  # a question_set given here replaces the template default
     if args.split:
         filters["split"] = [args.split]
     return endpoint, ProbeConfig(
