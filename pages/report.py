@@ -20,17 +20,18 @@ LABELS = {"source": "Data source", "definitions": "Definitions", "positions": "P
 
 st.subheader("Sections")
 boxes = st.container(horizontal=True, wrap=True, gap="medium")
-chosen = [s for s in report.SECTIONS
-          if boxes.checkbox(LABELS.get(s, s), value=s in report.DEFAULT_SECTIONS, key=f"report.section.{s}")]
+chosen = [s for s in report.SECTIONS  # each choice is in the URL, so a copied link rebuilds the same report
+          if ui.params.checkbox(LABELS.get(s, s), default=s in report.DEFAULT_SECTIONS, key=f"report.section.{s}",
+                                where=boxes)]
 target = None
 if "reweight" in chosen:
     resp = ui.data.respondents(sel.version)
     personas = resp.loc[resp["kind"].isin(["persona", "custom"]), "respondent"].tolist()
-    target = st.selectbox("Target persona of the reweighting summary", personas, key="report.target")
+    target = ui.params.selectbox("Target persona of the reweighting summary", personas, key="report.target")
 c = st.columns([3, 1])
-title = c[0].text_input("Title", value="Fair-PP Explorer report", key="report.title")
-base = c[1].radio("JS log base", ["2", "e"], horizontal=True, key="report.base",
-                  help="2: distances in [0, 1] (default); e: the published code's natural log")
+title = ui.params.text_input("Title", default="Fair-PP Explorer report", key="report.title", where=c[0])
+base = ui.params.radio("JS log base", ["2", "e"], key="report.base", where=c[1],
+                       help="2: distances in [0, 1] (default); e: the published code's natural log")
 if sel.respondents is not None:
     st.caption("The report covers every respondent; the sidebar's respondent choice is not applied to it.")
 if not chosen:

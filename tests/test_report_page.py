@@ -161,3 +161,18 @@ def test_stored_experiment_is_in_the_report(db, downloads):
     part = doc.split('<section id="experiments">')[1].split("</section>")[0]
     assert "my-wdpo-run" in part and "0.123 [0.100, 0.150]" in part and "0.046 [0.010, 0.080]" in part
     assert '"experiment_id": "my-wdpo-run"' in doc
+
+
+def test_a_link_rebuilds_the_same_report(db, downloads):
+    """The section choice, the target, the title and the log base are in the URL."""
+    at = _open(**{"report.section.clusters": "0", "report.section.distances": "0", "report.section.models": "0",
+                  "report.section.reweight": "1", "report.target": "Loyal Nationals", "report.title": "Board pack",
+                  "report.base": "e"})
+    assert at.checkbox(key="report.section.reweight").value and not at.checkbox(key="report.section.models").value
+    assert at.selectbox(key="report.target").value == "Loyal Nationals"
+    doc = _html(downloads)
+    assert "clusters" not in _sections(doc) and "reweight" in _sections(doc)
+    assert "Target Loyal Nationals" in doc and "Board pack" in doc
+    at.checkbox(key="report.section.probes").uncheck().run()
+    _ok(at)
+    assert at.query_params["report.section.probes"] in ("0", ["0"])

@@ -146,6 +146,13 @@ def toggle(label: str, *, key: str, default: bool = False, param: str | None = N
                   **kwargs)
 
 
+def checkbox(label: str, *, key: str, default: bool = False, param: str | None = None, where: Any = None,
+             **kwargs: Any) -> bool:
+    """``st.checkbox`` bound to the URL (``1`` / ``0``)."""
+    return _bound("checkbox", label, key=key, default=default, options=None, param=param, kind=bool, where=where,
+                  **kwargs)
+
+
 def text_input(label: str, *, key: str, default: str = "", param: str | None = None, where: Any = None,
                **kwargs: Any) -> str:
     """``st.text_input`` bound to the URL."""
