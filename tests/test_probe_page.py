@@ -13,26 +13,16 @@ from pathlib import Path
 import browser_util as bu
 import pytest
 from chatserver import ChatServer, PolePolicy
-from conftest import small_wide
 from streamlit.testing.v1 import AppTest
+from test_pages import _ok, _write_db
 
 from fairpp.probe import PRESETS, list_runs, pack_bytes
-from fairpp.sources.files import read_files
 from fairpp.store import Store
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/probe.py"
 KEY = "sk-page-NEVER-STORE-4b1d9e07"
 P_B = {1: 0.2, 2: 0.35, 3: 0.5, 4: 0.65, 5: 0.8}
-
-
-def _write_db(directory: Path) -> Path:
-    csv = directory / "fixture.csv"
-    small_wide().to_csv(csv, index=False)
-    db = directory / "fixture.duckdb"
-    with Store(db) as store:
-        store.load(read_files([csv]))
-    return db
 
 
 @pytest.fixture
@@ -48,11 +38,6 @@ def server(db):
         policy = PolePolicy.from_questions(s.questions(), P_B)
     with ChatServer(policy, api_key=KEY) as srv:  # the server insists on the key: it must reach it
         yield srv
-
-
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def _open() -> AppTest:

@@ -142,7 +142,7 @@ def config_form(endpoint: probe.Endpoint) -> probe.ProbeConfig | None:
     with st.expander("Budget and early stop"):
         b1, b2, b3 = st.columns(3)
         max_req = b1.number_input("Max requests (0 = no limit)", 0, 10**7, 0, key="probe.max_requests")
-        max_tok = b2.number_input("Max tokens (0 = no limit)", 0, 10**10, 0, step=10000, key="probe.max_tokens")
+        max_tok = b2.number_input("Max tokens in total (0 = no limit)", 0, 10**10, 0, step=10000, key="probe.max_tokens")
         width = b3.number_input("Stop at interval width (0 = off)", 0.0, 1.0, 0.0, step=0.05, key="probe.width")
         m1, m2, m3 = st.columns(3)
         price_in = m1.number_input("Price per million prompt tokens", 0.0, 1000.0, 0.0, step=0.05, format="%.3f",
