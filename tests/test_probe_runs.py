@@ -294,6 +294,31 @@ def test_connection_check_reports_what_the_endpoint_supports():
     srv_closed.stop()
     r = check_connection(Endpoint(url, "test-model"), timeout=2)
     assert not r.ok and "connect" in r.errors["chat"].lower()
+    assert "connect" in r.errors["models"].lower()  # refused, not "timed out" (aiohttp's transport says timeout)
+
+
+def test_chat_calls_go_through_the_sdks_aiohttp_transport_and_real_timeouts_stay_timeouts():
+    """The probe's throughput rests on the SDK's aiohttp client (openai[aiohttp] in the requirements)."""
+    import asyncio
+
+    from fairpp.probe.endpoint import CallError, OpenAIBackend
+
+    with ChatServer(fixed_policy("A"), latency=1.5) as srv:
+        backend = OpenAIBackend(Endpoint(srv.url, "test-model"))
+
+        async def ask() -> str:
+            try:
+                await backend.chat({"model": "test-model", "messages": [{"role": "user", "content": "Q?"}]},
+                                   timeout=0.3)
+            except CallError as exc:
+                return exc.kind
+            finally:
+                await backend.aclose()
+            return "answered"
+
+        backend._ensure()
+        assert type(backend._http).__name__ == "_InstalledAioHttpClient"
+        assert asyncio.run(ask()) == "timeout"
 
 
 # -- secrets, packs, reloads --------------------------------------------------------------------------

@@ -53,21 +53,38 @@ def stratified_sample(questions: pd.DataFrame, n: int | None, *,
         return frame
     if int(n) < 1:
         raise FairppError(f"n={n!r}: a sample needs at least one question.")
-    key = frame[STRATA[0]].astype(str)
-    for col in STRATA[1:]:
-        key = key + "\x1f" + frame[col].astype(str)
-    sizes = key.value_counts().sort_index()
+    combined = np.zeros(len(frame), dtype=np.int64)
+    levels = []
+    for col in STRATA:  # one integer per (dimension, topic, group type), without building tuples
+        col_codes, uniques = pd.factorize(frame[col], use_na_sentinel=False)
+        combined = combined * len(uniques) + col_codes
+        levels.append(list(map(str, uniques)))
+    present, codes = np.unique(combined, return_inverse=True)
+    keys = []  # each stratum's name, "dimension\x1ftopic\x1fgroup type", for the seeded tie-break
+    for value in present.tolist():
+        names = []
+        for names_of in reversed(levels):
+            value, i = divmod(value, len(names_of))
+            names.append(names_of[i])
+        keys.append("\x1f".join(reversed(names)))
+    sizes = np.bincount(codes, minlength=len(keys))
     exact = sizes * (int(n) / len(frame))
     quota = np.floor(exact).astype(int)
     left = int(n) - int(quota.sum())
-    order = sorted(sizes.index, key=lambda k: (-(exact[k] - quota[k]), _unit(seed, "stratum", k)))
-    for k in order[:left]:
-        quota[k] += 1
-    prefix = f"{seed}\x1f".encode()
-    rank_key = np.array([int.from_bytes(hashlib.blake2b(prefix + str(q).encode(), digest_size=8).digest(), "big")
-                         for q in frame["question_id"]], dtype=np.uint64)  # = _unit(seed, q) * 2**64
-    rank = pd.Series(rank_key).groupby(key.to_numpy()).rank(method="first").to_numpy() - 1
-    keep = rank < quota.reindex(key.to_numpy()).to_numpy()
+    order = sorted(range(len(keys)), key=lambda i: (-(exact[i] - quota[i]), _unit(seed, "stratum", keys[i])))
+    quota[order[:left]] += 1
+    # within a stratum, the questions with the smallest hash(seed, question id) (= _unit(seed, q) * 2**64)
+    seeded = hashlib.blake2b(f"{seed}\x1f".encode(), digest_size=8)
+    digests = []
+    for q in frame["question_id"]:
+        h = seeded.copy()
+        h.update(str(q).encode())
+        digests.append(h.digest())
+    rank_key = np.frombuffer(b"".join(digests), dtype=">u8").astype(np.uint64)
+    by = np.lexsort((rank_key, codes))  # stable: equal hashes keep question id order
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    keep = np.zeros(len(frame), dtype=bool)
+    keep[by] = np.arange(len(frame)) - starts[codes[by]] < quota[codes[by]]
     return frame[keep].reset_index(drop=True)
 
 
