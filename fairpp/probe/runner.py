@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from fairpp.probe.endpoint import CallError, ChatBackend, OpenAIBackend, redact
 from fairpp.probe.extract import BadReply, Extracted, extract
@@ -90,6 +90,7 @@ class ProbeRun:
         self._pause_until = 0.0
         self._pending: collections.deque[Task] = collections.deque()
         self._prepared: dict[tuple[Any, int], _Prepared] = {}
+        self._texts: dict[Any, dict[str, Any]] = {}
         self._cache: dict[str, str] = {}
         self.summary: dict[str, Any] | None = None
 
@@ -202,8 +203,9 @@ class ProbeRun:
         done = self.runs.answered_tasks(self.run_id)
         counts = self.runs.run_counts(self.run_id)
         self._pending = collections.deque(t for t in self.plan.tasks if (t.question_id, t.sample) not in done)
-        self._prepared = _prepare(self.plan, self._pending)
-        if self.config.params.deterministic:
+        self._texts = self.plan.questions[["text", "options"]].to_dict("index")
+        if self.config.params.deterministic:  # cache keys first: every reply paid for before is looked up at once
+            self._prepared = {(t.question_id, t.sample): _prepare(self.plan, self._texts, t) for t in self._pending}
             self._cache = self.runs.cache_lookup(k for p in self._prepared.values() for k in p.keys.values())
         prior = self.runs.run_answers(self.run_id)
         first = prior[(prior["sample"] == 0) & prior["answer"].isin(["A", "B", "C"])]
@@ -240,7 +242,7 @@ class ProbeRun:
                 self._halt("writer", True)
                 return
             task = self._pending.popleft()
-            prep = self._prepared[(task.question_id, task.sample)]
+            prep = self._prepared.get((task.question_id, task.sample)) or _prepare(self.plan, self._texts, task)
             hit = self._cache.get(prep.keys.get(self._logprobs, ""))
             if hit is not None:
                 try:
@@ -396,18 +398,17 @@ class ProbeRun:
                     log.exception("on_answer callback failed")
 
 
-def _prepare(plan: ProbePlan, tasks: Iterable[Task]) -> dict[tuple[Any, int], _Prepared]:
-    """Messages, request bodies (with and without logprobs), cache keys and shown options of each task."""
+def _prepare(plan: ProbePlan, texts: dict[Any, dict[str, Any]], t: Task) -> _Prepared:
+    """A task's messages, request bodies (with and without logprobs), cache keys and shown options.
+
+    Sampled runs prepare each task when a worker takes it (the event loop is idle while requests are in
+    flight); deterministic runs prepare all before the first request, to look their cache keys up at once.
+    """
     cfg = plan.config
-    model, url, params, system = cfg.endpoint.model, cfg.endpoint.public_url, cfg.params, cfg.system
-    texts = plan.questions[["text", "options"]].to_dict("index")
-    out = {}
-    for t in tasks:
-        q = texts[t.question_id]
-        messages = build_messages(q["text"], q["options"], swap=t.swapped, system=system)
-        bodies = {lp: request_body(model, messages, params, logprobs=lp) for lp in (True, False)}
-        keys = {lp: cache_key(url, b, t.sample) for lp, b in bodies.items()} if params.deterministic else {}
-        opts = parse_options(q["options"])
-        out[(t.question_id, t.sample)] = _Prepared(t, {k: opts[SWAP[k]] for k in "ABC"} if t.swapped else opts,
-                                                   bodies, keys)
-    return out
+    q = texts[t.question_id]
+    messages = build_messages(q["text"], q["options"], swap=t.swapped, system=cfg.system)
+    bodies = {lp: request_body(cfg.endpoint.model, messages, cfg.params, logprobs=lp) for lp in (True, False)}
+    keys = ({lp: cache_key(cfg.endpoint.public_url, b, t.sample) for lp, b in bodies.items()}
+            if cfg.params.deterministic else {})
+    opts = parse_options(q["options"])
+    return _Prepared(t, {k: opts[SWAP[k]] for k in "ABC"} if t.swapped else opts, bodies, keys)
