@@ -134,6 +134,7 @@ def run_summary(store: Any, run_id: str) -> dict[str, Any]:
     personas = [d for d in distances if d["kind"] == "persona"]
     models = [d for d in distances if d["kind"] == "model"]
     n_planned = int(run.get("n_planned") or 0)
+    identity = (run.get("card") or {}).get("identity") or {}
     return {
         "run_id": run_id, "respondent": me, "model": run.get("model"), "endpoint_host": run.get("endpoint_host"),
         "persona": run.get("persona"), "status": run.get("status"), "stop_reason": run.get("stop_reason"),
@@ -151,7 +152,8 @@ def run_summary(store: Any, run_id: str) -> dict[str, Any]:
         "nearest_persona": personas[0] if personas else None,
         "nearest_model": models[0] if models else None,
         "distances": distances,
-        "position_bias": position_bias(store, run_id),
+        # a run with swap share 0 asked nothing swapped: no position bias to measure (and no query to run)
+        "position_bias": position_bias(store, run_id) if identity.get("swap_share", 1) else None,
         "error": (run.get("card") or {}).get("error"),
     }
 
