@@ -192,6 +192,10 @@ def training_pairs(result: Reweighting, questions: pd.DataFrame) -> pd.DataFrame
     """Weighted preference pairs in TRL's DPO layout (columns :data:`PAIR_COLUMNS`), two per record.
 
     ``questions`` needs ``question_id, text, options`` and the metadata columns (``store.questions()``).
+    The text columns (``prompt``, ``chosen``, ``rejected``, ``topic`` ... ``split``) are pandas Categoricals
+    of strings: each distinct text is held once, the categories are the distinct values in sorted order (so
+    sorting and comparing behave as on plain strings; ``chosen`` and ``rejected`` share one set, so they
+    compare with each other), and :func:`export_pairs` writes them as plain string columns.
     """
     from fairpp.probe.prompts import INSTRUCTION, format_options, parse_options  # the probe's prompt builder
 
@@ -204,28 +208,30 @@ def training_pairs(result: Reweighting, questions: pd.DataFrame) -> pd.DataFrame
     if (pos < 0).any():
         raise ReweightError(f"question {rec['question_id'].iloc[int(np.argmin(pos))]} has answers but no text; "
                             "load its questions (same source) first.")
-    ocode, opts = pd.factorize(qi["options"].astype("str"))
-    ocode = ocode[pos]
-    used = np.zeros(len(opts), dtype=bool)
-    used[ocode] = True
-    parsed = [_parse_options(o, parse_options) if u else dict.fromkeys(LETTERS, "") for o, u in zip(opts, used)]
-    block = pd.array([f"\n\n{format_options(p)}\n\n{INSTRUCTION}" for p in parsed], dtype="str")
-    labels = pd.array([f"{x}. {p[x]}" for p in parsed for x in LETTERS], dtype="str")  # 3 per distinct block
-    # Same text as build_messages(text, options)[-1]["content"], built once per distinct option block.
-    text = pd.Series(qi["text"].astype("str").array.take(pos)).str.strip()
-    prompt = (text + pd.Series(block.take(ocode))).array
+    ocode, opts = pd.factorize(qi["options"].astype("str").array.take(pos), use_na_sentinel=False)
+    parsed = [_parse_options(o, parse_options) for o in opts]
+    # Same text as build_messages(text, options)[-1]["content"]: stripped text + option block, each built once.
+    bcode, blocks = _factorize([f"\n\n{format_options(p)}\n\n{INSTRUCTION}" for p in parsed])
+    lcode, labels = _factorize([f"{x}. {p[x]}" for p in parsed for x in LETTERS])  # 3 per options string
+    tcode, texts = pd.factorize(qi["text"].astype("str").array.take(pos), use_na_sentinel=False)
+    scode, stripped = _factorize(pd.Series(texts, dtype="str").str.strip())
+    pcode, prompts = _prompts(scode[tcode], stripped, bcode[ocode], blocks)
     chosen = pd.Index(LETTERS).get_indexer(rec["answer"])
     rows = np.repeat(np.arange(len(rec)), 2)
-    out = pd.DataFrame({"prompt": prompt.take(rows), "chosen": labels.take(ocode[rows] * 3 + chosen[rows]),
-                        "rejected": labels.take(ocode[rows] * 3 + _REJECTED[chosen].ravel()),
-                        "weight": rec["weight"].to_numpy()[rows] / 2.0,
-                        "question_id": rec["question_id"].to_numpy(dtype=np.int64)[rows]})
-    sel = pos[rows]
+    label = ocode[rows] * 3
+    out = {"prompt": _categorical(pcode[rows], prompts),
+           "chosen": _categorical(lcode[label + chosen[rows]], labels),
+           "rejected": _categorical(lcode[label + _REJECTED[chosen].ravel()], labels),
+           "weight": rec["weight"].to_numpy()[rows] / 2.0,
+           "question_id": rec["question_id"].to_numpy(dtype=np.int64)[rows]}
     for c in _META:
-        col = qi[c]
-        out[c] = col.to_numpy(dtype=np.int64)[sel] if c == "dimension" else col.astype("str").array.take(sel)
+        if c == "dimension":
+            out[c] = qi[c].to_numpy(dtype=np.int64)[pos[rows]]
+        else:
+            codes, values = _factorize(qi[c].astype("str").array.take(pos))
+            out[c] = _categorical(codes[rows], values)
     out["tier"] = rec["tier"].to_numpy()[rows]
-    return out[PAIR_COLUMNS]
+    return pd.DataFrame(out, columns=PAIR_COLUMNS)
 
 
 def weighting_effect(result: Reweighting, *, base: float = 2.0) -> pd.DataFrame:
@@ -270,7 +276,7 @@ def export_pairs(pairs: pd.DataFrame, out: str | Path, *, result: Reweighting,
         if fmt == "jsonl":
             _write_jsonl(pairs, tmp)
         else:
-            pairs.to_parquet(tmp, index=False)
+            _write_parquet(pairs, tmp)
         card = _card(pairs, result=result, source=source, filters=filters, out=out, fmt=fmt, sha256=_sha256(tmp))
         tmp_card.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, out)
@@ -383,6 +389,82 @@ def _index_in(col: pd.Series, values: Sequence[str]) -> np.ndarray:
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
+def _factorize(values: Any) -> tuple[np.ndarray, Any]:
+    """Codes (-1 where missing) and the sorted distinct values (a pandas string array) of strings."""
+    if not isinstance(values, pd.api.extensions.ExtensionArray):
+        values = pd.array(values, dtype="str", copy=False)
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64, copy=False), uniques
+
+
+def _categorical(codes: np.ndarray, values: Any) -> pd.Categorical:
+    """Categorical of ``values`` (distinct and sorted by construction) at ``codes``.
+
+    pandas' public constructor checks the categories are distinct by hashing them all again (10+ ms for
+    the full dataset's prompts); they are distinct by construction here, so its fast path is used when
+    present.
+    """
+    cats = pd.Index(values, dtype="str", copy=False)
+    fast = getattr(pd.CategoricalDtype, "_from_fastpath", None)
+    dtype = fast(cats, False) if fast is not None else pd.CategoricalDtype(cats, ordered=False)
+    return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+def _prompts(text: np.ndarray, texts: Any, block: np.ndarray, blocks: Any) -> tuple[np.ndarray, Any]:
+    """Codes and sorted distinct values of ``texts[text] + blocks[block]`` (one prompt per record).
+
+    Texts are stripped and every block starts with a blank line ("\\n\\n"), so when no text holds a blank
+    line or a character below "\\n", different (text, block) pairs give different prompts and the prompts
+    sort as the pairs do (text first): each distinct pair is joined once and no prompt is hashed or compared.
+    Otherwise (or with a missing text) the joined prompts are factorized.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t_arr, b_arr = _large_strings(texts), _large_strings(blocks)
+    empty = pa.scalar("", pa.large_string())
+    if len(text) and (text >= 0).all() and _plain_text(t_arr):
+        n = len(b_arr)
+        keys, codes = np.unique(text.astype(np.int64) * n + block, return_inverse=True)
+        joined = pc.binary_join_element_wise(t_arr.take(keys // n), b_arr.take(keys % n), empty)
+        return codes.reshape(-1), pd.array(joined, dtype="str", copy=False)
+    joined = pc.binary_join_element_wise(t_arr.take(pa.array(text, mask=text < 0)), b_arr.take(block), empty)
+    return _factorize(pd.array(joined, dtype="str", copy=False))
+
+
+def _plain_text(arr: Any) -> bool:
+    """True when no string of ``arr`` is missing or holds a blank line or a character below "\\n"."""
+    if arr.null_count:
+        return False
+    b = _utf8_bytes(arr)
+    nl = b == 10
+    return not (b < 10).any() and not (nl[1:] & nl[:-1]).any()
+
+
+def _utf8_bytes(arr: Any) -> np.ndarray:
+    """The character data of a large-string Arrow array, as bytes (no copy)."""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = arr.buffers()[2]
+    if data is None or len(offsets) < 2:
+        return np.zeros(0, dtype=np.uint8)
+    return np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
+
+
+def _large_strings(values: Any) -> Any:
+    """``values`` (a pandas string array, Index or Series, or an Arrow array) as one Arrow large-string array."""
+    import pyarrow as pa
+
+    if isinstance(values, (pd.Series, pd.Index)):
+        values = values.array
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, pa.large_string())
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.chunk(0) if arr.num_chunks == 1 else pa.concat_arrays(arr.chunks) if arr.num_chunks \
+            else pa.array([], pa.large_string())
+    return arr
+
+
 def _codes(col: pd.Series) -> np.ndarray:
     if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == list(LETTERS):
         return col.cat.codes.to_numpy(dtype=np.int64)
@@ -398,6 +480,42 @@ def _js(p: np.ndarray, q: np.ndarray, base: float) -> np.ndarray:
     return np.sqrt(np.clip(kl / (2.0 * math.log(base)), 0.0, None))
 
 
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """``frame.to_parquet(path, index=False)`` as if its Categorical text columns were plain strings.
+
+    Categorical columns are written as Arrow dictionary arrays, so Parquet's dictionary pages come
+    from the categories (each distinct text once) instead of hashing every row's text again. The file
+    keeps the schema and pandas metadata of the plain-string frame: readers (pandas, pyarrow, Hugging
+    Face ``datasets``) get the same ``large_string`` columns and values as from ``to_parquet``.
+    """
+    import base64
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
+            and frame[c].cat.categories.dtype == "str"]
+    plain = pa.Table.from_pandas(frame.iloc[:0].astype(dict.fromkeys(cats, "str")), preserve_index=False).schema
+    columns, fields, dict_bytes = [], [], 0
+    for c, f in zip(frame.columns, plain):
+        if c in cats:
+            codes = frame[c].cat.codes.to_numpy()
+            values = _large_strings(frame[c].cat.categories)
+            col = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), values)
+            dict_bytes = max(dict_bytes, values.nbytes)
+        else:
+            col = pa.Table.from_pandas(frame[[c]], preserve_index=False).column(0)
+        columns.append(col)
+        fields.append(pa.field(f.name, col.type, f.nullable, f.metadata))
+    table = pa.Table.from_arrays(columns, schema=pa.schema(fields))
+    # a dictionary larger than the page limit would fall back to plain encoding (hashing every row again)
+    with pq.ParquetWriter(path, table.schema, store_schema=False,
+                          dictionary_pagesize_limit=max(1 << 20, 2 * dict_bytes)) as writer:
+        writer.write_table(table)
+        # the plain frame's metadata, ARROW:schema as pyarrow stores it: readers rebuild the string columns
+        writer.add_key_value_metadata({**plain.metadata, b"ARROW:schema": base64.b64encode(plain.serialize())})
+
+
 def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
     """One JSON object per row, built column-wise with Arrow (exact floats, unlike ``to_json``'s 10 digits)."""
     import pyarrow as pa
@@ -409,9 +527,8 @@ def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
         parts += [pa.scalar(key, pa.large_string()), _json_values(frame[c])]
     parts.append(pa.scalar("}\n", pa.large_string()))
     lines = pc.binary_join_element_wise(*parts, pa.scalar("", pa.large_string()))
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
     with open(path, "wb") as f:
-        f.write(memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]])
+        f.write(memoryview(_utf8_bytes(lines)))
 
 
 def _json_values(col: pd.Series) -> Any:
@@ -420,32 +537,43 @@ def _json_values(col: pd.Series) -> Any:
 
     if col.dtype.kind in "iub":
         return pa.array(col.to_numpy()).cast(pa.large_string())
-    codes, uniq = pd.factorize(col)  # each distinct value is encoded once
-    if col.dtype.kind == "f":
+    if isinstance(col.dtype, pd.CategoricalDtype):  # each category is encoded once
+        codes, uniq = col.cat.codes.to_numpy(), col.cat.categories
+    else:
+        codes, uniq = pd.factorize(col)  # each distinct value is encoded once
+    if col.dtype.kind == "f" or uniq.dtype.kind == "f":
         lit = pa.array([repr(float(x)) for x in uniq] + ["null"], pa.large_string())
     elif len(uniq) <= 4096:
         lit = pa.array([json.dumps(str(x), ensure_ascii=False) for x in uniq] + ["null"], pa.large_string())
     else:
-        lit = pa.concat_arrays([_json_strings(pa.array(pd.Series(uniq).astype("string").array, pa.large_string())),
+        lit = pa.concat_arrays([_json_strings(_large_strings(pd.Index(uniq).astype("str"))),
                                 pa.array(["null"], pa.large_string())])
     return lit.take(pa.array(np.where(codes < 0, len(uniq), codes)))
 
 
 def _json_strings(arr: Any) -> Any:
-    """JSON string literals for many strings at once (Arrow kernels; ``json.dumps`` for the rare harder ones)."""
+    """JSON string literals (``json.dumps(s, ensure_ascii=False)``) for many strings at once.
+
+    A scan of the bytes finds the strings that need more than newline escapes (quotes, backslashes, other
+    control characters); ``json.dumps`` encodes those, Arrow kernels the rest.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    raw = arr
-    rare = pc.match_substring_regex(arr, r'[\x00-\x09\x0b-\x1f"\\]').fill_null(False).to_numpy(zero_copy_only=False)
-    arr = pc.replace_substring(arr, "\n", "\\n")  # the one escape every prompt needs
+    b = _utf8_bytes(arr)
+    ctrl = b < 0x20
+    special = (ctrl & (b != 0x0A)) | (b == 0x22) | (b == 0x5C)
     quote = pa.scalar('"', pa.large_string())
-    out = pc.binary_join_element_wise(quote, arr, quote, pa.scalar("", pa.large_string()))
-    if rare.any():  # quotes, backslashes, other control characters: json escapes those values
-        vals = out.to_pylist()
-        for j in np.flatnonzero(rare):
-            vals[j] = json.dumps(raw[int(j)].as_py(), ensure_ascii=False)
-        out = pa.array(vals, pa.large_string())
+    out = pc.binary_join_element_wise(quote, pc.replace_substring(arr, "\n", "\\n"), quote,
+                                      pa.scalar("", pa.large_string()))
+    hit = np.flatnonzero(special)
+    if len(hit):  # quotes, backslashes, other control characters: json escapes those strings
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+        rare = np.unique(np.searchsorted(offsets, offsets[0] + hit, side="right") - 1)
+        mask = np.zeros(len(arr), dtype=bool)
+        mask[rare] = True
+        fixed = pa.array([json.dumps(arr[int(j)].as_py(), ensure_ascii=False) for j in rare], pa.large_string())
+        out = pc.replace_with_mask(out, pa.array(mask), fixed)
     return out
 
 

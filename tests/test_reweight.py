@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 
@@ -154,6 +155,121 @@ def test_pairs_layout_na_handling_and_weights():
         assert row["tier"] == TIERS_P1[row["question_id"] - BASE]
         assert row["dimension"] == q.loc[row["question_id"], "dimension"]
     assert pairs["prompt"].iloc[0].endswith("Answer with a single letter: A, B or C.")
+
+
+# Texts a loader may hand over: whitespace around, quotes, backslashes, tabs, blank lines, control characters,
+# non-ASCII, texts that are prefixes of others and texts equal once stripped (equal prompts, two questions).
+TRICKY_TEXTS = ["  Is it fair?  ", "Is it fair", "Is it fair\nreally?", "Is it fair?", 'He said "share" \\ split',
+                "Two paragraphs.\n\nWhich is fairer?", "Tab\tseparated?", "Ctrl \x01 and \r return, \x1f",
+                "Ünïcödé — fair\u2028share 😀?", "Is it fair?\n", "Is it fair\tor not?"]
+TRICKY_OPTIONS = ["A. By merit.\nB. Equally.\nC. N/A", 'A. "Quoted" merit\nB. back\\slash\nC. N/A',
+                  "A. pole one B. pole two C. N/A", "A. Tab\there\nB. ünï\nC. N/A"]
+
+
+def many_questions(n: int, texts=TRICKY_TEXTS) -> pd.DataFrame:
+    """``n`` questions cycling through ``texts`` (numbered so most prompts differ) and TRICKY_OPTIONS."""
+    return pd.DataFrame({
+        "question_id": [BASE + i for i in range(n)],
+        "text": [t if i < 2 * len(texts) else f"{t} #{i // len(texts)}" for i, t in
+                 ((i, texts[i % len(texts)]) for i in range(n))],
+        "options": [TRICKY_OPTIONS[(i // 3) % len(TRICKY_OPTIONS)] for i in range(n)],
+        "dimension": [1 + i % 5 for i in range(n)], "topic": [f"topic {i % 7}" for i in range(n)],
+        "problem_category": ['cat "q"' if i % 2 else "cat" for i in range(n)], "specific_problem": "s",
+        "group_type": [f"g{i % 3}" for i in range(n)], "group_name": "ñ", "split": ["train", "test"] * (n // 2)})
+
+
+def many(n: int, texts=TRICKY_TEXTS, seed: int = 0) -> tuple[rw.Reweighting, pd.DataFrame, pd.DataFrame]:
+    questions = many_questions(n, texts)
+    rng = np.random.default_rng(seed)
+    answers = pd.DataFrame([{"question_id": q, "respondent": p, "answer": "ABC"[rng.integers(3)]}
+                            for q in questions["question_id"] for p in ("P1", "P2", "P3")])
+    r = rw.reweight(rw.answer_table(answers), target="P2")
+    return r, rw.training_pairs(r, questions), questions
+
+
+def expected_pairs(r: rw.Reweighting, questions: pd.DataFrame) -> list[dict]:
+    """The pairs built row by row with the probe's prompt builder (the definition the vectorised code follows)."""
+    from fairpp.probe.prompts import parse_options
+
+    q = questions.set_index("question_id")
+    rows = []
+    for qid, answer, tier, weight in r.records[["question_id", "answer", "tier", "weight"]].itertuples(index=False):
+        row = q.loc[qid]
+        try:
+            opts = parse_options(row["options"])
+            prompt = build_messages(row["text"], row["options"])[-1]["content"]
+        except FairppError:  # the loader collapsed the line breaks: the same prompt from the options read by hand
+            opts = dict(zip("ABC", [x.strip() for x in re.split(r"\s*[ABC]\. ", " " + row["options"])[1:]]))
+            prompt = build_messages(row["text"], "\n".join(f"{x}. {opts[x]}" for x in "ABC"))[-1]["content"]
+        for rej in (x for x in "ABC" if x != answer):
+            rows.append({"prompt": prompt,
+                         "chosen": f"{answer}. {opts[answer]}", "rejected": f"{rej}. {opts[rej]}",
+                         "weight": weight / 2, "question_id": int(qid), "dimension": int(row["dimension"]),
+                         **{c: row[c] for c in rw.PAIR_COLUMNS[6:12]}, "tier": int(tier)})
+    return rows
+
+
+TEXT_COLUMNS = ["prompt", "chosen", "rejected", *rw.PAIR_COLUMNS[6:12]]
+
+
+def plain(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The pairs with plain string columns (what training_pairs returned before its Categoricals)."""
+    return pairs.astype(dict.fromkeys(TEXT_COLUMNS, "str"))
+
+
+@pytest.mark.parametrize("texts", [TRICKY_TEXTS, ["Is it fair", "Is it fair?", "Is it fair\nreally?", "Fair?"]],
+                         ids=["tricky", "plain"])
+def test_pairs_equal_the_row_by_row_construction(texts):
+    r, pairs, questions = many(60, texts)
+    expected = expected_pairs(r, questions)
+    assert plain(pairs).to_dict("records") == expected
+    for c in TEXT_COLUMNS:  # each distinct text once, in sorted order: sorting works as on strings
+        assert isinstance(pairs[c].dtype, pd.CategoricalDtype)
+        assert pairs[c].cat.categories.tolist() == sorted({e[c] for e in expected}), c
+    assert pairs["chosen"].cat.categories.equals(pairs["rejected"].cat.categories)
+    assert (pairs["chosen"] != pairs["rejected"]).all()
+    by_text = plain(pairs).sort_values(["prompt", "rejected"], kind="stable")
+    assert pairs.sort_values(["prompt", "rejected"], kind="stable").index.tolist() == by_text.index.tolist()
+    same = pairs[pairs["prompt"] == build_messages("Is it fair?", TRICKY_OPTIONS[0])[-1]["content"]]
+    if texts is TRICKY_TEXTS:  # "  Is it fair?  " and "Is it fair?" give one prompt for two questions
+        assert same["question_id"].nunique() == 2
+
+
+@pytest.mark.parametrize("n", [60, 5000], ids=["few", "many-distinct"])
+def test_exports_hold_exactly_the_pairs(tmp_path, n):
+    r, pairs, _ = many(n)
+    records = plain(pairs).to_dict("records")
+    rw.export_pairs(pairs, tmp_path / "p.jsonl", result=r)
+    raw = (tmp_path / "p.jsonl").read_bytes()
+    # JSONL: one compact json.dumps per pair; floats as repr, so weights come back bit for bit
+    assert raw == "".join(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n"
+                          for rec in records).encode("utf-8")
+    back = [json.loads(line) for line in raw.decode("utf-8").split("\n")[:-1]]  # U+2028 is no line end
+    assert back == records
+    assert [b["weight"].hex() for b in back] == [float(w).hex() for w in pairs["weight"]]
+    # Parquet: plain string columns (not dictionary), same schema, metadata and values as to_parquet of the
+    # plain-string frame, so pandas, pyarrow and Hugging Face datasets read what they read before
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rw.export_pairs(pairs, tmp_path / "p.parquet", result=r)
+    plain(pairs).to_parquet(tmp_path / "ref.parquet", index=False)
+    got, ref = pq.read_table(tmp_path / "p.parquet"), pq.read_table(tmp_path / "ref.parquet")
+    assert all(got.schema.field(c).type == pa.large_string() for c in TEXT_COLUMNS)
+    assert got.equals(ref, check_metadata=True)
+    assert pq.ParquetFile(tmp_path / "p.parquet").metadata.metadata == \
+        pq.ParquetFile(tmp_path / "ref.parquet").metadata.metadata
+    assert got.to_pylist() == records
+    assert pd.read_parquet(tmp_path / "p.parquet").equals(pd.read_parquet(tmp_path / "ref.parquet"))
+
+
+def test_exports_take_plain_string_frames_too(tmp_path):
+    r, pairs, _ = many(60)
+    flat = plain(pairs)
+    for name in ("a.jsonl", "b.jsonl", "a.parquet", "b.parquet"):
+        rw.export_pairs(pairs if name.startswith("a") else flat, tmp_path / name, result=r)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert pd.read_parquet(tmp_path / "a.parquet").equals(pd.read_parquet(tmp_path / "b.parquet"))
 
 
 def test_weighting_effect_against_scipy():
