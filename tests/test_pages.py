@@ -357,3 +357,18 @@ def test_narrow_selections_show_guards_not_errors(db, query):
     for page in [p.path for p in PAGES]:
         at = _open(page, **query)
         _ok(at)
+
+
+def test_the_app_config_turns_off_the_full_gc_after_every_run():
+    """Streamlit, started from the project root as the README says, reads .streamlit/config.toml: no forced full
+    garbage collection after each script run (it held the GIL 60-200 ms a click), headless, no usage statistics."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("from streamlit import config; config.get_config_options(force_reparse=True); "
+            "print([config.get_option(k) for k in ('runner.postScriptGC', 'server.headless', "
+            "'browser.gatherUsageStats')], config.get_where_defined('runner.postScriptGC'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.split("]")[0] + "]" == "[False, True, False]"
+    assert out.strip().endswith(str(root / ".streamlit" / "config.toml"))
