@@ -274,10 +274,11 @@ def export_pairs(pairs: pd.DataFrame, out: str | Path, *, result: Reweighting,
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "jsonl":
-            _write_jsonl(pairs, tmp)
+            sha256 = _write_jsonl(pairs, tmp)  # hashed while written
         else:
             _write_parquet(pairs, tmp)
-        card = _card(pairs, result=result, source=source, filters=filters, out=out, fmt=fmt, sha256=_sha256(tmp))
+            sha256 = _sha256(tmp)
+        card = _card(pairs, result=result, source=source, filters=filters, out=out, fmt=fmt, sha256=sha256)
         tmp_card.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, out)
         os.replace(tmp_card, card_path)
@@ -516,27 +517,48 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
         writer.add_key_value_metadata({**plain.metadata, b"ARROW:schema": base64.b64encode(plain.serialize())})
 
 
-def _write_jsonl(frame: pd.DataFrame, path: Path) -> None:
-    """One JSON object per row, built column-wise with Arrow (exact floats, unlike ``to_json``'s 10 digits)."""
+def _write_jsonl(frame: pd.DataFrame, path: Path) -> str:
+    """One JSON object per row, built column-wise with Arrow (exact floats, unlike ``to_json``'s 10 digits).
+
+    Returns the SHA-256 of the file: the bytes are hashed as they are written, in a second thread
+    (hashing ~40 MB costs about as much as building them), so the file is not read back.
+    """
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    parts: list[Any] = []
-    for i, c in enumerate(frame.columns):
-        key = ("{" if i == 0 else ",") + json.dumps(str(c)) + ":"
-        parts += [pa.scalar(key, pa.large_string()), _json_values(frame[c])]
-    parts.append(pa.scalar("}\n", pa.large_string()))
-    lines = pc.binary_join_element_wise(*parts, pa.scalar("", pa.large_string()))
-    with open(path, "wb") as f:
-        f.write(memoryview(_utf8_bytes(lines)))
+    columns = [(pa.scalar(("{" if i == 0 else ",") + json.dumps(str(c)) + ":", pa.large_string()),
+                *_json_values(frame[c])) for i, c in enumerate(frame.columns)]
+    end, empty = pa.scalar("}\n", pa.large_string()), pa.scalar("", pa.large_string())
+    digest, pending = hashlib.sha256(), None
+    with open(path, "wb") as f, ThreadPoolExecutor(1) as hasher:
+        for start in range(0, len(frame), _JSONL_CHUNK):
+            parts: list[Any] = []
+            for key, lit, idx in columns:
+                stop = start + _JSONL_CHUNK
+                parts += [key, lit.slice(start, _JSONL_CHUNK) if idx is None else lit.take(idx[start:stop])]
+            data = memoryview(_utf8_bytes(pc.binary_join_element_wise(*parts, end, empty)))
+            f.write(data)
+            if pending is not None:
+                pending.result()
+            pending = hasher.submit(digest.update, data)  # one worker: the chunks are hashed in order
+        if pending is not None:
+            pending.result()
+    return digest.hexdigest()
 
 
-def _json_values(col: pd.Series) -> Any:
-    """A column as an Arrow array of JSON literals (strings escaped; NaN/None as null)."""
+_JSONL_CHUNK = 4096  # rows per block of JSON lines (a few MB)
+
+
+def _json_values(col: pd.Series) -> tuple[Any, np.ndarray | None]:
+    """A column as JSON literals (strings escaped; NaN/None as null): ``(literals, None)`` with one literal per
+    row, or ``(literals, index)`` with one literal per distinct value and each row's position in them."""
     import pyarrow as pa
 
     if col.dtype.kind in "iub":
-        return pa.array(col.to_numpy()).cast(pa.large_string())
+        return pa.array(col.to_numpy()).cast(pa.large_string()), None
     if isinstance(col.dtype, pd.CategoricalDtype):  # each category is encoded once
         codes, uniq = col.cat.codes.to_numpy(), col.cat.categories
     else:
@@ -548,28 +570,33 @@ def _json_values(col: pd.Series) -> Any:
     else:
         lit = pa.concat_arrays([_json_strings(_large_strings(pd.Index(uniq).astype("str"))),
                                 pa.array(["null"], pa.large_string())])
-    return lit.take(pa.array(np.where(codes < 0, len(uniq), codes)))
+    return lit, np.where(codes < 0, len(uniq), codes)
 
 
 def _json_strings(arr: Any) -> Any:
-    """JSON string literals (``json.dumps(s, ensure_ascii=False)``) for many strings at once.
+    """JSON string literals (``json.dumps(s, ensure_ascii=False)``) for many strings (none missing) at once.
 
-    A scan of the bytes finds the strings that need more than newline escapes (quotes, backslashes, other
-    control characters); ``json.dumps`` encodes those, Arrow kernels the rest.
+    Newlines, quotes and backslashes are escaped for all strings together (``bytes.replace`` over the
+    character data; each escape adds one byte, which moves the offsets); the rare strings with other
+    control characters (tabs, returns) are encoded by ``json.dumps`` one by one.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     b = _utf8_bytes(arr)
-    ctrl = b < 0x20
-    special = (ctrl & (b != 0x0A)) | (b == 0x22) | (b == 0x5C)
+    start = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    start = start - start[0]
+    data, esc = b.tobytes(), b == 0x0A
+    if b'"' in data or b"\\" in data:
+        esc |= (b == 0x22) | (b == 0x5C)
+        data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+    at = np.flatnonzero(esc)
+    body = pa.LargeStringArray.from_buffers(len(arr), pa.py_buffer(start + np.searchsorted(at, start)),
+                                            pa.py_buffer(data.replace(b"\n", b"\\n")))
     quote = pa.scalar('"', pa.large_string())
-    out = pc.binary_join_element_wise(quote, pc.replace_substring(arr, "\n", "\\n"), quote,
-                                      pa.scalar("", pa.large_string()))
-    hit = np.flatnonzero(special)
-    if len(hit):  # quotes, backslashes, other control characters: json escapes those strings
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
-        rare = np.unique(np.searchsorted(offsets, offsets[0] + hit, side="right") - 1)
+    out = pc.binary_join_element_wise(quote, body, quote, pa.scalar("", pa.large_string()))
+    if np.count_nonzero(b < 0x20) > np.count_nonzero(b == 0x0A):  # tabs, returns, other control characters
+        rare = np.unique(np.searchsorted(start, np.flatnonzero((b < 0x20) & (b != 0x0A)), side="right") - 1)
         mask = np.zeros(len(arr), dtype=bool)
         mask[rare] = True
         fixed = pa.array([json.dumps(arr[int(j)].as_py(), ensure_ascii=False) for j in rare], pa.large_string())

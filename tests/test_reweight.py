@@ -239,8 +239,9 @@ def test_pairs_equal_the_row_by_row_construction(texts):
 def test_exports_hold_exactly_the_pairs(tmp_path, n):
     r, pairs, _ = many(n)
     records = plain(pairs).to_dict("records")
-    rw.export_pairs(pairs, tmp_path / "p.jsonl", result=r)
+    card = rw.export_pairs(pairs, tmp_path / "p.jsonl", result=r)
     raw = (tmp_path / "p.jsonl").read_bytes()
+    assert card["file"]["sha256"] == file_sha256(tmp_path / "p.jsonl")  # hashed while written, in blocks
     # JSONL: one compact json.dumps per pair; floats as repr, so weights come back bit for bit
     assert raw == "".join(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n"
                           for rec in records).encode("utf-8")
