@@ -208,14 +208,17 @@ def training_pairs(result: Reweighting, questions: pd.DataFrame) -> pd.DataFrame
     if (pos < 0).any():
         raise ReweightError(f"question {rec['question_id'].iloc[int(np.argmin(pos))]} has answers but no text; "
                             "load its questions (same source) first.")
-    ocode, opts = pd.factorize(qi["options"].astype("str").array.take(pos), use_na_sentinel=False)
+    ocode, opts = _encode(qi["options"], pos)
+    if (ocode < 0).any():
+        raise ReweightError(f"question {rec['question_id'].iloc[int(np.argmin(ocode))]} has no options; load its "
+                            "questions again (options 'A. ...', 'B. ...', 'C. N/A').")
     parsed = [_parse_options(o, parse_options) for o in opts]
     # Same text as build_messages(text, options)[-1]["content"]: stripped text + option block, each built once.
     bcode, blocks = _factorize([f"\n\n{format_options(p)}\n\n{INSTRUCTION}" for p in parsed])
     lcode, labels = _factorize([f"{x}. {p[x]}" for p in parsed for x in LETTERS])  # 3 per options string
-    tcode, texts = pd.factorize(qi["text"].astype("str").array.take(pos), use_na_sentinel=False)
+    tcode, texts = _encode(qi["text"], pos)
     scode, stripped = _factorize(pd.Series(texts, dtype="str").str.strip())
-    pcode, prompts = _prompts(scode[tcode], stripped, bcode[ocode], blocks)
+    pcode, prompts = _prompts(np.where(tcode >= 0, scode[tcode], -1), stripped, bcode[ocode], blocks)
     chosen = pd.Index(LETTERS).get_indexer(rec["answer"])
     rows = np.repeat(np.arange(len(rec)), 2)
     label = ocode[rows] * 3
@@ -228,7 +231,7 @@ def training_pairs(result: Reweighting, questions: pd.DataFrame) -> pd.DataFrame
         if c == "dimension":
             out[c] = qi[c].to_numpy(dtype=np.int64)[pos[rows]]
         else:
-            codes, values = _factorize(qi[c].astype("str").array.take(pos))
+            codes, values = _encode(qi[c], pos)
             out[c] = _categorical(codes[rows], values)
     out["tier"] = rec["tier"].to_numpy()[rows]
     return pd.DataFrame(out, columns=PAIR_COLUMNS)
@@ -396,6 +399,25 @@ def _factorize(values: Any) -> tuple[np.ndarray, Any]:
         values = pd.array(values, dtype="str", copy=False)
     codes, uniques = pd.factorize(values, sort=True)
     return codes.astype(np.int64, copy=False), uniques
+
+
+def _encode(col: pd.Series, pos: np.ndarray) -> tuple[np.ndarray, Any]:
+    """``_factorize(col.take(pos))`` for a text column (codes -1 where missing), hashing each string once.
+
+    Arrow's dictionary encoding of the whole column; only the distinct values used at ``pos`` are kept.
+    """
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(_large_strings(col.astype("str")))
+    idx = enc.indices if enc.indices.null_count == 0 else pc.fill_null(enc.indices, -1)
+    codes = idx.to_numpy(zero_copy_only=False).astype(np.int64)[pos]
+    n = len(enc.dictionary)
+    keep = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=n))
+    values = enc.dictionary if len(keep) == n else enc.dictionary.take(keep)
+    order = pc.array_sort_indices(values).to_numpy(zero_copy_only=False)
+    rank = np.full(n + 1, -1, dtype=np.int64)  # the last slot maps missing (-1) to -1
+    rank[keep[order]] = np.arange(len(keep))
+    return rank[codes], pd.array(values.take(order), dtype="str", copy=False)
 
 
 def _categorical(codes: np.ndarray, values: Any) -> pd.Categorical:

@@ -166,6 +166,11 @@ TRICKY_OPTIONS = ["A. By merit.\nB. Equally.\nC. N/A", 'A. "Quoted" merit\nB. ba
                   "A. pole one B. pole two C. N/A", "A. Tab\there\nB. ünï\nC. N/A"]
 
 
+def no_record(i: int) -> bool:
+    """Questions of many() that one persona skips (after the first two rounds of texts)."""
+    return i >= 2 * len(TRICKY_TEXTS) and i % 7 == 0
+
+
 def many_questions(n: int, texts=TRICKY_TEXTS) -> pd.DataFrame:
     """``n`` questions cycling through ``texts`` (numbered so most prompts differ) and TRICKY_OPTIONS."""
     return pd.DataFrame({
@@ -174,7 +179,8 @@ def many_questions(n: int, texts=TRICKY_TEXTS) -> pd.DataFrame:
                  ((i, texts[i % len(texts)]) for i in range(n))],
         "options": [TRICKY_OPTIONS[(i // 3) % len(TRICKY_OPTIONS)] for i in range(n)],
         "dimension": [1 + i % 5 for i in range(n)], "topic": [f"topic {i % 7}" for i in range(n)],
-        "problem_category": ['cat "q"' if i % 2 else "cat" for i in range(n)], "specific_problem": "s",
+        "problem_category": ['cat "q"' if i % 2 else "cat" for i in range(n)],
+        "specific_problem": ["never a record" if no_record(i) else "s" for i in range(n)],
         "group_type": [f"g{i % 3}" for i in range(n)], "group_name": "ñ", "split": ["train", "test"] * (n // 2)})
 
 
@@ -182,8 +188,10 @@ def many(n: int, texts=TRICKY_TEXTS, seed: int = 0) -> tuple[rw.Reweighting, pd.
     questions = many_questions(n, texts)
     rng = np.random.default_rng(seed)
     answers = pd.DataFrame([{"question_id": q, "respondent": p, "answer": "ABC"[rng.integers(3)]}
-                            for q in questions["question_id"] for p in ("P1", "P2", "P3")])
+                            for q in questions["question_id"] for p in ("P1", "P2", "P3")
+                            if p != "P3" or not no_record(q - BASE)])  # P3 skipped them: no records
     r = rw.reweight(rw.answer_table(answers), target="P2")
+    assert r.n_excluded == sum(map(no_record, range(n))) > 0
     return r, rw.training_pairs(r, questions), questions
 
 
@@ -314,6 +322,10 @@ def test_structural_errors():
         rw.reweight(rw.answer_table(hand_answers().iloc[:0]).reindex(columns=P), target="P1")
     with pytest.raises(rw.ReweightError, match="no text"):
         rw.training_pairs(hand(), hand_questions().iloc[2:])
+    no_options = hand_questions()
+    no_options.loc[3, "options"] = None
+    with pytest.raises(rw.ReweightError, match=f"question {BASE + 4} has no options"):
+        rw.training_pairs(hand(), no_options)
     with pytest.raises(rw.ReweightError, match=r"\.jsonl or \.parquet"):
         rw.output_format("pairs.csv")
 
