@@ -122,9 +122,9 @@ def answer_table(answers: pd.DataFrame, *, personas: Sequence[str] | None = None
     if missing:
         raise ReweightError(f"answers lacks column(s) {sorted(missing)}; pass the frame store.answers() returns.")
     qcode, qids = pd.factorize(answers["question_id"], sort=True)
-    present = [str(p) for p in pd.unique(answers["respondent"])]
+    run, run_values, present = _runs(answers["respondent"])
     names = present if personas is None else [p for p in personas if p in set(present)]
-    pcode, acode = _index_in(answers["respondent"], names), _index_in(answers["answer"], LETTERS)
+    pcode, acode = _index_in(run_values, names)[run], _letters(answers["answer"])
     ok = (pcode >= 0) & (acode >= 0)
     key = qcode[ok].astype(np.int64) * len(names) + pcode[ok]
     codes = np.full(len(qids) * len(names), -1, dtype=np.int64)
@@ -380,17 +380,55 @@ def _parse_options(options: str, parse: Any) -> dict[str, str]:
         return {"A": m.group(1), "B": m.group(2), "C": m.group(3) or "N/A"}
 
 
-def _index_in(col: pd.Series, values: Sequence[str]) -> np.ndarray:
-    """Position of each value of ``col`` in ``values`` (-1 where absent or missing), with Arrow."""
+def _runs(col: pd.Series) -> tuple[np.ndarray, Any, list[str]]:
+    """Runs of equal neighbours in a text column: ``(run, values, present)``, each row's run, each run's value
+    (Arrow, missing as null) and the values present in order of first appearance (missing left out).
+
+    Answers come grouped by respondent, so looking up each run's value, not each row's, skips almost all
+    of the string hashing; a Categorical column is read through its codes.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if isinstance(col.dtype, pd.StringDtype):
-        arr = pa.array(col.array)
-    else:
-        arr = pa.array(col.astype(object), pa.string(), from_pandas=True)
-    found = pc.index_in(arr, value_set=pa.array(list(values), arr.type))
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        codes = col.cat.codes.to_numpy()
+        values = pa.array(np.asarray([str(c) for c in col.cat.categories], dtype=object), pa.large_string())
+        run = codes.astype(np.int64)
+        run[codes < 0] = len(values)
+        values = pa.concat_arrays([values, pa.nulls(1, pa.large_string())])
+        first = pd.unique(run)
+        return run, values, [str(v) for v in values.take(first[first < len(values) - 1]).to_pylist()]
+    runs = pc.run_end_encode(_large_strings(col.astype("str")))
+    ends = runs.run_ends.to_numpy(zero_copy_only=False).astype(np.int64)
+    run = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=0))
+    present = [str(v) for v in pc.unique(runs.values).drop_null().to_pylist()]  # in order of first appearance
+    return run, runs.values, present
+
+
+def _index_in(values: Any, names: Sequence[str]) -> np.ndarray:
+    """Position of each of the Arrow strings ``values`` in ``names`` (-1 where absent or missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pc.index_in(values, value_set=pa.array(list(names), values.type))
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _letters(col: pd.Series) -> np.ndarray:
+    """0/1/2 where ``col`` is exactly "A"/"B"/"C", else -1 (unparsed, refused, missing), from the bytes."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        lookup = np.asarray([LETTERS.index(c) if c in LETTERS else -1 for c in col.cat.categories] + [-1])
+        return lookup[col.cat.codes.to_numpy()]
+    arr = _large_strings(col.astype("str"))
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    one = np.diff(offsets) == 1
+    first = np.zeros(len(arr), dtype=np.int64)
+    if one.any():
+        first[one] = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[:-1][one]]
+    code = np.where(one & (first >= ord("A")) & (first <= ord("C")), first - ord("A"), -1)
+    if arr.null_count:
+        code[arr.is_null().to_numpy(zero_copy_only=False)] = -1
+    return code
 
 
 def _factorize(values: Any) -> tuple[np.ndarray, Any]:

@@ -124,6 +124,27 @@ def test_answer_table_reads_the_long_frame():
     assert votes.loc[1, "p"] == "B" and votes.loc[1, "q"] == "C" and pd.isna(votes.loc[2, "q"])
 
 
+@pytest.mark.parametrize("layout", ["grouped", "shuffled", "categorical", "object"])
+def test_answer_table_reads_any_row_order_and_dtype(layout):
+    answers = hand_answers()
+    extra = pd.DataFrame({"question_id": [BASE + 1, BASE + 2, BASE + 3, BASE + 5, BASE + 6],
+                          "respondent": ["P2", None, "P9", "P4", "P1"], "answer": ["a", "A", "B", "AB", None]})
+    answers = pd.concat([answers, extra], ignore_index=True)  # lower case, no respondent, unknown, not a letter
+    expected = rw.answer_table(hand_answers())
+    if layout == "shuffled":
+        answers = answers.sample(frac=1, random_state=3).reset_index(drop=True)
+    elif layout == "categorical":
+        answers = answers.astype({"respondent": "category", "answer": "category"})
+    elif layout == "object":
+        answers = answers.astype({"respondent": object, "answer": object})
+    table = rw.answer_table(answers)
+    first_seen = list(dict.fromkeys(r for r in answers["respondent"] if isinstance(r, str)))
+    assert list(table.columns) == first_seen  # every respondent present, in order of first appearance
+    assert table["P9"].isna().tolist() == [q != BASE + 3 for q in table.index] and table.loc[BASE + 3, "P9"] == "B"
+    assert table[P].equals(expected[P])  # the extra rows are no answers (P2 q1 keeps its "A")
+    assert rw.answer_table(answers, personas=["P3", "P1"]).equals(expected[["P3", "P1"]])
+
+
 def test_target_names_resolve_like_elsewhere():
     assert hand("p4").target == "P4"
     t = rw.answer_table(hand_answers()).rename(columns={"P1": "Loyal Nationals"})
