@@ -29,6 +29,7 @@ Pure pandas/numpy: this module never imports duckdb or streamlit; :func:`from_st
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -556,14 +557,22 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
     cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)
             and frame[c].cat.categories.dtype == "str"]
-    plain = pa.Table.from_pandas(frame.iloc[:0].astype(dict.fromkeys(cats, "str")), preserve_index=False).schema
+    dtypes = ["str" if c in cats else d for c, d in zip(frame.columns, frame.dtypes)]
+    if all(d == "str" or (isinstance(d, np.dtype) and d.kind in "iufb") for d in dtypes):
+        plain = _plain_schema(tuple(frame.columns), tuple(str(d) for d in dtypes))
+    else:  # pandas records what an object column holds, so it is asked about the values
+        plain = pa.Table.from_pandas(frame.astype(dict.fromkeys(cats, "str")), preserve_index=False).schema
     columns, fields, dict_bytes = [], [], 0
     for c, f in zip(frame.columns, plain):
+        col = frame[c]
         if c in cats:
-            codes = frame[c].cat.codes.to_numpy()
-            values = _large_strings(frame[c].cat.categories)
-            col = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), values)
+            codes = col.cat.codes.to_numpy()
+            values = _large_strings(col.cat.categories)
+            col = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0) if (codes < 0).any() else codes,
+                                                 values)
             dict_bytes = max(dict_bytes, values.nbytes)
+        elif isinstance(col.dtype, np.dtype) and col.dtype.kind in "iuf":
+            col = pa.array(col.to_numpy(), f.type)
         else:
             col = pa.Table.from_pandas(frame[[c]], preserve_index=False).column(0)
         columns.append(col)
@@ -575,6 +584,15 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
         writer.write_table(table)
         # the plain frame's metadata, ARROW:schema as pyarrow stores it: readers rebuild the string columns
         writer.add_key_value_metadata({**plain.metadata, b"ARROW:schema": base64.b64encode(plain.serialize())})
+
+
+@functools.lru_cache(maxsize=8)
+def _plain_schema(columns: tuple[str, ...], dtypes: tuple[str, ...]) -> Any:
+    """The Arrow schema (pandas metadata included) ``to_parquet`` writes for a frame of these dtypes."""
+    import pyarrow as pa
+
+    empty = pd.DataFrame({c: pd.Series(dtype=d) for c, d in zip(columns, dtypes)}, columns=list(columns))
+    return pa.Table.from_pandas(empty, preserve_index=False).schema
 
 
 def _write_jsonl(frame: pd.DataFrame, path: Path) -> str:

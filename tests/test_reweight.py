@@ -294,12 +294,19 @@ def test_exports_hold_exactly_the_pairs(tmp_path, n):
 
 
 def test_exports_take_plain_string_frames_too(tmp_path):
+    import pyarrow.parquet as pq
+
     r, pairs, _ = many(60)
     flat = plain(pairs)
     for name in ("a.jsonl", "b.jsonl", "a.parquet", "b.parquet"):
         rw.export_pairs(pairs if name.startswith("a") else flat, tmp_path / name, result=r)
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
-    assert pd.read_parquet(tmp_path / "a.parquet").equals(pd.read_parquet(tmp_path / "b.parquet"))
+    assert pq.read_table(tmp_path / "a.parquet").equals(pq.read_table(tmp_path / "b.parquet"), check_metadata=True)
+    # extra columns a caller added (Python strings, a nullable integer) are written as to_parquet writes them
+    extra = pairs.assign(note=["x", None] * (len(pairs) // 2), votes=pd.array([1, None] * (len(pairs) // 2), "Int64"))
+    rw.export_pairs(extra, tmp_path / "c.parquet", result=r)
+    plain(extra).to_parquet(tmp_path / "ref.parquet", index=False)
+    assert pq.read_table(tmp_path / "c.parquet").equals(pq.read_table(tmp_path / "ref.parquet"), check_metadata=True)
 
 
 def test_weighting_effect_against_scipy():
