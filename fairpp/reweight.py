@@ -598,61 +598,105 @@ def _plain_schema(columns: tuple[str, ...], dtypes: tuple[str, ...]) -> Any:
 def _write_jsonl(frame: pd.DataFrame, path: Path) -> str:
     """One JSON object per row, built column-wise with Arrow (exact floats, unlike ``to_json``'s 10 digits).
 
-    Returns the SHA-256 of the file: the bytes are hashed as they are written, in a second thread
-    (hashing ~40 MB costs about as much as building them), so the file is not read back.
+    Each column is a list of JSON literals, one per distinct value (its key glued on), and each row's
+    position in it; lines are Arrow joins of those. When consecutive rows come in pairs that share some
+    columns' values (training pairs share all but ``rejected``), those columns are joined once per pair
+    and used for both lines. Returns the SHA-256 of the file: the bytes are hashed as they are written, in
+    a second thread (hashing ~40 MB costs about as much as building them), so the file is not read back.
     """
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    columns = [(pa.scalar(("{" if i == 0 else ",") + json.dumps(str(c)) + ":", pa.large_string()),
-                *_json_values(frame[c])) for i, c in enumerate(frame.columns)]
-    end, empty = pa.scalar("}\n", pa.large_string()), pa.scalar("", pa.large_string())
+    last = len(frame.columns) - 1
+    columns = [_json_values(frame[c], ("{" if i == 0 else ",") + json.dumps(str(c)) + ":", "}\n" if i == last else "")
+               for i, c in enumerate(frame.columns)]
+    n = len(frame)
+    shared = [bool(np.array_equal(idx[0::2], idx[1::2])) for _, idx in columns] if n % 2 == 0 else [False]
+    group = 2 if any(shared) else 1  # rows per pair
+    if group == 1:
+        shared = [True] * len(columns)
+    segments: list[list[int]] = []  # runs of shared columns, and each other column alone
+    for j, s in enumerate(shared):
+        if s and segments and shared[segments[-1][0]]:
+            segments[-1].append(j)
+        else:
+            segments.append([j])
     digest, pending = hashlib.sha256(), None
     with open(path, "wb") as f, ThreadPoolExecutor(1) as hasher:
-        for start in range(0, len(frame), _JSONL_CHUNK):
-            parts: list[Any] = []
-            for key, lit, idx in columns:
-                stop = start + _JSONL_CHUNK
-                parts += [key, lit.slice(start, _JSONL_CHUNK) if idx is None else lit.take(idx[start:stop])]
-            data = memoryview(_utf8_bytes(pc.binary_join_element_wise(*parts, end, empty)))
+        for start in range(0, n, _JSONL_CHUNK):
+            stop = min(start + _JSONL_CHUNK, n)
+            lines: list[list[Any]] = [[] for _ in range(group)]  # the parts of each pair's first and second line
+            for seg in segments:
+                if shared[seg[0]]:
+                    once = _join([columns[j][0].take(np.ascontiguousarray(columns[j][1][start:stop:group]))
+                                  for j in seg])
+                    for parts in lines:
+                        parts.append(once)
+                else:
+                    lit, idx = columns[seg[0]]
+                    for m, parts in enumerate(lines):
+                        parts.append(lit.take(np.ascontiguousarray(idx[start + m:stop:group])))
+            data = memoryview(_utf8_bytes(_join([p for parts in lines for p in parts])))
             f.write(data)
             if pending is not None:
                 pending.result()
-            pending = hasher.submit(digest.update, data)  # one worker: the chunks are hashed in order
+            pending = hasher.submit(digest.update, data)  # one worker: the blocks are hashed in order
         if pending is not None:
             pending.result()
     return digest.hexdigest()
 
 
-_JSONL_CHUNK = 4096  # rows per block of JSON lines (a few MB)
+_JSONL_CHUNK = 4096  # rows per block of JSON lines (a few MB); even, so pairs stay whole
 
 
-def _json_values(col: pd.Series) -> tuple[Any, np.ndarray | None]:
-    """A column as JSON literals (strings escaped; NaN/None as null): ``(literals, None)`` with one literal per
-    row, or ``(literals, index)`` with one literal per distinct value and each row's position in them."""
+def _join(parts: list[Any]) -> Any:
+    """Element-wise concatenation of Arrow string arrays (and scalars)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, pa.scalar("", pa.large_string()))
+
+
+def _json_values(col: pd.Series, before: str = "", after: str = "") -> tuple[Any, np.ndarray]:
+    """A column as JSON literals, one per distinct value (strings escaped, floats as ``repr``, NaN/None as
+    ``null``), each between ``before`` and ``after``, and each row's position in them."""
     import pyarrow as pa
 
-    if col.dtype.kind in "iub":
-        return pa.array(col.to_numpy()).cast(pa.large_string()), None
     if isinstance(col.dtype, pd.CategoricalDtype):  # each category is encoded once
         codes, uniq = col.cat.codes.to_numpy(), col.cat.categories
     else:
         codes, uniq = pd.factorize(col)  # each distinct value is encoded once
-    if col.dtype.kind == "f" or uniq.dtype.kind == "f":
-        lit = pa.array([repr(float(x)) for x in uniq] + ["null"], pa.large_string())
-    elif len(uniq) <= 4096:
-        lit = pa.array([json.dumps(str(x), ensure_ascii=False) for x in uniq] + ["null"], pa.large_string())
+    missing = bool((codes < 0).any())
+    if len(uniq) > 4096 and uniq.dtype.kind in "iu" and isinstance(uniq.dtype, np.dtype):
+        lit = _join([pa.scalar(before, pa.large_string()), pa.array(np.asarray(uniq)).cast(pa.large_string()),
+                     pa.scalar(after, pa.large_string())])
+    elif len(uniq) > 4096 and uniq.dtype.kind not in "iufb":
+        lit = _json_strings(_large_strings(pd.Index(uniq).astype("str")), before, after)
     else:
-        lit = pa.concat_arrays([_json_strings(_large_strings(pd.Index(uniq).astype("str"))),
-                                pa.array(["null"], pa.large_string())])
-    return lit, np.where(codes < 0, len(uniq), codes)
+        lit = pa.array([before + _json_literal(x) + after for x in uniq], pa.large_string())
+    if missing:
+        lit = pa.concat_arrays([lit, pa.array([before + "null" + after], pa.large_string())])
+    return lit, np.where(codes < 0, len(uniq), codes) if missing else codes
 
 
-def _json_strings(arr: Any) -> Any:
-    """JSON string literals (``json.dumps(s, ensure_ascii=False)``) for many strings (none missing) at once.
+def _json_literal(x: Any) -> str:
+    """``json.dumps`` of one value as the JSONL writer encodes it (floats as ``repr``: exact)."""
+    if isinstance(x, (bool, np.bool_)):
+        return "true" if x else "false"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return repr(float(x))
+    return json.dumps(str(x), ensure_ascii=False)
+
+
+def _json_strings(arr: Any, before: str = "", after: str = "") -> Any:
+    """JSON string literals (``json.dumps(s, ensure_ascii=False)``) of many strings (none missing) at once,
+    each between ``before`` and ``after``.
 
     Newlines, quotes and backslashes are escaped for all strings together (``bytes.replace`` over the
     character data; each escape adds one byte, which moves the offsets); the rare strings with other
@@ -664,21 +708,24 @@ def _json_strings(arr: Any) -> Any:
     b = _utf8_bytes(arr)
     start = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
     start = start - start[0]
-    data, esc = b.tobytes(), b == 0x0A
+    data, esc = b.tobytes(), b < 0x20  # control characters: the newlines, and maybe rarer ones
     if b'"' in data or b"\\" in data:
         esc |= (b == 0x22) | (b == 0x5C)
         data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
     at = np.flatnonzero(esc)
+    rarer = (b[at] < 0x20) & (b[at] != 0x0A)  # tabs, returns, other control characters
+    other = at[rarer]
+    at = at[~rarer] if len(other) else at  # the bytes replace() escapes
     body = pa.LargeStringArray.from_buffers(len(arr), pa.py_buffer(start + np.searchsorted(at, start)),
                                             pa.py_buffer(data.replace(b"\n", b"\\n")))
-    quote = pa.scalar('"', pa.large_string())
-    out = pc.binary_join_element_wise(quote, body, quote, pa.scalar("", pa.large_string()))
-    if np.count_nonzero(b < 0x20) > np.count_nonzero(b == 0x0A):  # tabs, returns, other control characters
-        rare = np.unique(np.searchsorted(start, np.flatnonzero((b < 0x20) & (b != 0x0A)), side="right") - 1)
+    out = pc.binary_join_element_wise(pa.scalar(before + '"', pa.large_string()), body,
+                                      pa.scalar('"' + after, pa.large_string()), pa.scalar("", pa.large_string()))
+    if len(other):  # json.dumps encodes the strings holding them
+        rare = np.unique(np.searchsorted(start, other, side="right") - 1)
         mask = np.zeros(len(arr), dtype=bool)
         mask[rare] = True
-        fixed = pa.array([json.dumps(arr[int(j)].as_py(), ensure_ascii=False) for j in rare], pa.large_string())
-        out = pc.replace_with_mask(out, pa.array(mask), fixed)
+        fixed = [before + json.dumps(arr[int(j)].as_py(), ensure_ascii=False) + after for j in rare]
+        out = pc.replace_with_mask(out, pa.array(mask), pa.array(fixed, pa.large_string()))
     return out
 
 

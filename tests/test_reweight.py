@@ -293,6 +293,26 @@ def test_exports_hold_exactly_the_pairs(tmp_path, n):
     assert pd.read_parquet(tmp_path / "p.parquet").equals(pd.read_parquet(tmp_path / "ref.parquet"))
 
 
+def jsonl_of(frame: pd.DataFrame) -> bytes:
+    """The JSONL file of ``frame`` written row by row with json.dumps (missing values as null)."""
+    rows = [{k: None if v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v for k, v in rec.items()}
+            for rec in plain(frame).astype(object).to_dict("records")]
+    return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode("utf-8")
+
+
+@pytest.mark.parametrize("rows", ["shuffled", "odd", "offset", "extra columns"])
+def test_jsonl_of_any_frame_equals_json_dumps_per_row(tmp_path, monkeypatch, rows):
+    monkeypatch.setattr(rw, "_JSONL_CHUNK", 8)  # many blocks
+    r, pairs, _ = many(60)
+    frame = {"shuffled": pairs.sample(frac=1, random_state=1), "odd": pairs.iloc[:-1], "offset": pairs.iloc[1:-1],
+             "extra columns": pairs.assign(
+                 ok=[True, False] * (len(pairs) // 2), n=pd.array([1, None] * (len(pairs) // 2), "Int64"),
+                 note=["x", None] * (len(pairs) // 2), score=[0.1, float("nan")] * (len(pairs) // 2))}[rows]
+    card = rw.export_pairs(frame, tmp_path / "p.jsonl", result=r)
+    assert (tmp_path / "p.jsonl").read_bytes() == jsonl_of(frame)
+    assert card["file"]["sha256"] == file_sha256(tmp_path / "p.jsonl")
+
+
 def test_exports_take_plain_string_frames_too(tmp_path):
     import pyarrow.parquet as pq
 
