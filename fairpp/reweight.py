@@ -127,16 +127,17 @@ def answer_table(answers: pd.DataFrame, *, personas: Sequence[str] | None = None
     names = present if personas is None else [p for p in personas if p in set(present)]
     pcode, acode = _index_in(run_values, names)[run], _letters(answers["answer"])
     ok = (pcode >= 0) & (acode >= 0)
-    key = qcode[ok].astype(np.int64) * len(names) + pcode[ok]
+    key = pcode[ok] * len(qids) + qcode[ok]  # persona-major: one contiguous row of codes per persona
     codes = np.full(len(qids) * len(names), -1, dtype=np.int64)
     if len(key) == 0 or np.bincount(key).max() <= 1:  # one answer per question and persona: no vote needed
         codes[key] = acode[ok]
     else:
         counts = np.bincount(key * 3 + acode[ok], minlength=codes.size * 3).reshape(-1, 3)
         codes = np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), -1)
-    codes = codes.reshape(len(qids), len(names))
-    return pd.DataFrame({n: pd.Categorical.from_codes(codes[:, j], categories=list(LETTERS))
-                         for j, n in enumerate(names)}, index=pd.Index(np.asarray(qids), name="question_id"))
+    codes = codes.reshape(len(names), len(qids))
+    letters = pd.CategoricalDtype(list(LETTERS))
+    return pd.DataFrame({n: pd.Categorical.from_codes(codes[j], dtype=letters) for j, n in enumerate(names)},
+                        index=pd.Index(np.asarray(qids), name="question_id"))
 
 
 def reweight(table: pd.DataFrame, *, target: str, alpha: float = 1.0, beta: float = 1.0) -> Reweighting:
@@ -180,7 +181,7 @@ def reweight(table: pd.DataFrame, *, target: str, alpha: float = 1.0, beta: floa
     total = float(np.nansum(t_value * count))
     w_tier = t_value / total
     records = pd.DataFrame({"question_id": np.asarray(table.index)[complete],
-                            "answer": np.asarray(LETTERS)[codes[:, t]], "tier": tier.astype(np.int64),
+                            "answer": _strings(LETTERS, codes[:, t]), "tier": tier.astype(np.int64),
                             "weight": w_tier[tier - 1]})
     tiers = pd.DataFrame({"tier": np.arange(1, k + 1), "count": count, "t_value": t_value, "weight": w_tier,
                           "share": np.nan_to_num(w_tier * count)})
@@ -220,7 +221,9 @@ def training_pairs(result: Reweighting, questions: pd.DataFrame) -> pd.DataFrame
     tcode, texts = _encode(qi["text"], pos)
     scode, stripped = _factorize(pd.Series(texts, dtype="str").str.strip())
     pcode, prompts = _prompts(np.where(tcode >= 0, scode[tcode], -1), stripped, bcode[ocode], blocks)
-    chosen = pd.Index(LETTERS).get_indexer(rec["answer"])
+    chosen = _letters(rec["answer"])
+    if (chosen < 0).any():
+        raise ReweightError("result.records holds an answer other than A, B or C; pass the result reweight() returns.")
     rows = np.repeat(np.arange(len(rec)), 2)
     label = ocode[rows] * 3
     out = {"prompt": _categorical(pcode[rows], prompts),
@@ -415,6 +418,13 @@ def _index_in(values: Any, names: Sequence[str]) -> np.ndarray:
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
+def _strings(values: Sequence[str], codes: np.ndarray) -> Any:
+    """``values[codes]`` as a pandas string array (an Arrow take: no Python strings per row)."""
+    import pyarrow as pa
+
+    return pd.array(pa.array(list(values), pa.large_string()).take(codes), dtype="str", copy=False)
+
+
 def _letters(col: pd.Series) -> np.ndarray:
     """0/1/2 where ``col`` is exactly "A"/"B"/"C", else -1 (unparsed, refused, missing), from the bytes."""
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -601,8 +611,8 @@ def _write_jsonl(frame: pd.DataFrame, path: Path) -> str:
     Each column is a list of JSON literals, one per distinct value (its key glued on), and each row's
     position in it; lines are Arrow joins of those. When consecutive rows come in pairs that share some
     columns' values (training pairs share all but ``rejected``), those columns are joined once per pair
-    and used for both lines. Returns the SHA-256 of the file: the bytes are hashed as they are written, in
-    a second thread (hashing ~40 MB costs about as much as building them), so the file is not read back.
+    and used for both lines. Returns the SHA-256 of the file: the bytes are hashed as they are written (in
+    their own thread: hashing ~40 MB costs about as much as building them), so the file is not read back.
     """
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
@@ -623,8 +633,8 @@ def _write_jsonl(frame: pd.DataFrame, path: Path) -> str:
             segments[-1].append(j)
         else:
             segments.append([j])
-    digest, pending = hashlib.sha256(), None
-    with open(path, "wb") as f, ThreadPoolExecutor(1) as hasher:
+    digest, pending = hashlib.sha256(), []
+    with open(path, "wb") as f, ThreadPoolExecutor(1) as writer, ThreadPoolExecutor(1) as hasher:
         for start in range(0, n, _JSONL_CHUNK):
             stop = min(start + _JSONL_CHUNK, n)
             lines: list[list[Any]] = [[] for _ in range(group)]  # the parts of each pair's first and second line
@@ -639,12 +649,14 @@ def _write_jsonl(frame: pd.DataFrame, path: Path) -> str:
                     for m, parts in enumerate(lines):
                         parts.append(lit.take(np.ascontiguousarray(idx[start + m:stop:group])))
             data = memoryview(_utf8_bytes(_join([p for parts in lines for p in parts])))
-            f.write(data)
-            if pending is not None:
-                pending.result()
-            pending = hasher.submit(digest.update, data)  # one worker: the blocks are hashed in order
-        if pending is not None:
-            pending.result()
+            # one thread writes and one hashes the blocks, each in order, while this one builds the next
+            pending.append((writer.submit(f.write, data), hasher.submit(digest.update, data)))
+            if len(pending) > 2:  # at most three blocks in memory
+                for done in pending.pop(0):
+                    done.result()
+        for block in pending:
+            for done in block:
+                done.result()
     return digest.hexdigest()
 
 

@@ -374,6 +374,10 @@ def test_structural_errors():
     no_options.loc[3, "options"] = None
     with pytest.raises(rw.ReweightError, match=f"question {BASE + 4} has no options"):
         rw.training_pairs(hand(), no_options)
+    edited = hand()
+    edited.records.loc[0, "answer"] = "D"
+    with pytest.raises(rw.ReweightError, match="other than A, B or C"):
+        rw.training_pairs(edited, hand_questions())
     with pytest.raises(rw.ReweightError, match=r"\.jsonl or \.parquet"):
         rw.output_format("pairs.csv")
 
