@@ -477,8 +477,12 @@ def _categorical(codes: np.ndarray, values: Any) -> pd.Categorical:
     present.
     """
     cats = pd.Index(values, dtype="str", copy=False)
-    fast = getattr(pd.CategoricalDtype, "_from_fastpath", None)
-    dtype = fast(cats, False) if fast is not None else pd.CategoricalDtype(cats, ordered=False)
+    try:
+        dtype = pd.CategoricalDtype._from_fastpath(cats, False)  # private: checked below, with a fallback
+    except (AttributeError, TypeError):
+        dtype = None
+    if not isinstance(dtype, pd.CategoricalDtype) or dtype.categories is not cats:
+        dtype = pd.CategoricalDtype(cats, ordered=False)
     return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
