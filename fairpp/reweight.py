@@ -122,8 +122,8 @@ def answer_table(answers: pd.DataFrame, *, personas: Sequence[str] | None = None
     missing = {"question_id", "respondent", "answer"} - set(answers.columns)
     if missing:
         raise ReweightError(f"answers lacks column(s) {sorted(missing)}; pass the frame store.answers() returns.")
-    qcode, qids = pd.factorize(answers["question_id"], sort=True)
     run, run_values, present = _runs(answers["respondent"])
+    qcode, qids = _question_codes(answers["question_id"], int(np.argmax(run != run[0])) if len(run) else 0)
     names = present if personas is None else [p for p in personas if p in set(present)]
     pcode, acode = _index_in(run_values, names)[run], _letters(answers["answer"])
     ok = (pcode >= 0) & (acode >= 0)
@@ -382,6 +382,18 @@ def _parse_options(options: str, parse: Any) -> dict[str, str]:
         if not m:
             raise
         return {"A": m.group(1), "B": m.group(2), "C": m.group(3) or "N/A"}
+
+
+def _question_codes(col: pd.Series, period: int) -> tuple[np.ndarray, Any]:
+    """``pd.factorize(col, sort=True)``; when ``col`` repeats its first ``period`` values over and over (every
+    respondent's answers in the same question order), only those are factorized."""
+    values = col.to_numpy()
+    n = len(values)
+    if 0 < period < n and n % period == 0 and values.dtype.kind in "iu" \
+            and (values.reshape(-1, period) == values[:period]).all():
+        codes, uniques = pd.factorize(values[:period], sort=True)
+        return np.tile(codes, n // period), uniques
+    return pd.factorize(col, sort=True)
 
 
 def _runs(col: pd.Series) -> tuple[np.ndarray, Any, list[str]]:

@@ -145,6 +145,25 @@ def test_answer_table_reads_any_row_order_and_dtype(layout):
     assert rw.answer_table(answers, personas=["P3", "P1"]).equals(expected[["P3", "P1"]])
 
 
+def test_answer_table_reads_persona_major_blocks():
+    """Every persona's answers in the same question order (as a loader writes them), and almost so."""
+    rng = np.random.default_rng(5)
+    order = rng.permutation([BASE + i for i in range(50)])
+    long = pd.DataFrame([{"question_id": q, "respondent": p, "answer": "ABC"[rng.integers(3)]}
+                         for p in ("P1", "P2", "P3") for q in order])
+
+    def table(frame):
+        return rw.answer_table(frame, personas=["P1", "P2", "P3"])
+
+    shuffled = table(long.sample(frac=1, random_state=0))
+    assert table(long).equals(shuffled) and shuffled.index.is_monotonic_increasing
+    assert [table(long).loc[q, "P2"] for q in order] == long["answer"].iloc[50:100].tolist()
+    swapped = long.copy()
+    swapped.loc[[50, 51], "question_id"] = swapped.loc[[51, 50], "question_id"].to_numpy()  # P2's first two
+    assert table(swapped).equals(table(swapped.sample(frac=1, random_state=0)))
+    assert table(swapped).loc[order[0], "P2"] == long.loc[51, "answer"]
+
+
 def test_target_names_resolve_like_elsewhere():
     assert hand("p4").target == "P4"
     t = rw.answer_table(hand_answers()).rename(columns={"P1": "Loyal Nationals"})
