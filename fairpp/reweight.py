@@ -630,10 +630,7 @@ def _write_jsonl(frame: pd.DataFrame, path: Path) -> str:
     and used for both lines. Returns the SHA-256 of the file: the bytes are hashed as they are written (in
     their own thread: hashing ~40 MB costs about as much as building them), so the file is not read back.
     """
-    import hashlib
     from concurrent.futures import ThreadPoolExecutor
-
-    import pyarrow as pa
 
     last = len(frame.columns) - 1
     columns = [_json_values(frame[c], ("{" if i == 0 else ",") + json.dumps(str(c)) + ":", "}\n" if i == last else "")
