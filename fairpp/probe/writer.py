@@ -1,7 +1,7 @@
 """The writer thread: answers, request-log rows and cache entries go to DuckDB as they arrive.
 
 The event loop never waits on the database: it hands each finished request to this thread, which
-commits in one transaction whatever arrives within ``linger_s`` (0.1 s) of the first item it is
+commits in one transaction whatever arrives within ``linger_s`` (0.25 s) of the first item it is
 holding, then tells the run which answers are now safely stored. A commit costs a few milliseconds
 of CPU and a WAL flush whatever its size, so grouping keeps the writer from competing with the
 event loop at hundreds of answers per second; a process killed mid-run loses at most that last
@@ -41,7 +41,7 @@ class Writer:
     """
 
     def __init__(self, runs: Any, *, source_id: int | None, on_commit: Callable[[list[Any]], None],
-                 name: str = "", max_batch: int = 1000, linger_s: float = 0.1) -> None:
+                 name: str = "", max_batch: int = 1000, linger_s: float = 0.25) -> None:
         self.name = name
         self.runs = runs
         self.source_id = source_id
