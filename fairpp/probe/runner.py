@@ -207,12 +207,13 @@ class ProbeRun:
         if self.config.params.deterministic:  # cache keys first: every reply paid for before is looked up at once
             self._prepared = {(t.question_id, t.sample): _prepare(self.plan, self._texts, t) for t in self._pending}
             self._cache = self.runs.cache_lookup(k for p in self._prepared.values() for k in p.keys.values())
-        prior = self.runs.run_answers(self.run_id)
-        first = prior[(prior["sample"] == 0) & prior["answer"].isin(["A", "B", "C"])]
         self._tally.add(resumed=len(done), requests=counts["requests"], prompt_tokens=counts["prompt_tokens"],
                         completion_tokens=counts["completion_tokens"])
-        for d, pa, pb, ans in zip(first["dimension"], first["p_a"], first["p_b"], first["answer"]):
-            self._tally.add_sums(int(d), pa, pb, ans)
+        if done:  # a resumed run: its stored answers count toward the live positions
+            prior = self.runs.run_answers(self.run_id)
+            first = prior[(prior["sample"] == 0) & prior["answer"].isin(["A", "B", "C"])]
+            for d, pa, pb, ans in zip(first["dimension"], first["p_a"], first["p_b"], first["answer"]):
+                self._tally.add_sums(int(d), pa, pb, ans)
         log.info("run %s: %d planned, %d already answered, %d cached replies available", self.run_id,
                  len(self.plan.tasks), len(done), len(self._cache))
         return row
