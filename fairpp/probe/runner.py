@@ -166,7 +166,7 @@ class ProbeRun:
     async def _amain(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self._tick = asyncio.Event()
+        self._last_tick = self._loop.time()
         row = await asyncio.to_thread(self._setup)
         self._writer = Writer(self.runs, source_id=row.get("source_id"), on_commit=self._committed,
                               name=self.run_id).start()
@@ -274,7 +274,7 @@ class ProbeRun:
             body = prep.bodies[self._logprobs]
             self._tally.add(requests=1, in_flight=1)
             at, t0 = _now(), time.perf_counter()
-            self._tick.set()
+            self._ticked()
             try:
                 async with asyncio.timeout(timeout + 1.0):
                     data = await backend.chat(body, timeout=timeout)
@@ -289,7 +289,7 @@ class ProbeRun:
                 err = None
             finally:
                 self._tally.add(in_flight=-1)
-                self._tick.set()
+                self._ticked()
             latency = (time.perf_counter() - t0) * 1000.0
             if err is None:
                 self._emit(prep, ex, cache_hit=False, latency_ms=latency, usage=data.get("usage") or {},
@@ -321,23 +321,26 @@ class ProbeRun:
             await self._nap(self._pause_until - self._loop.time())
 
     async def _nap(self, seconds: float) -> None:
-        self._tick.set()
+        self._ticked()
         try:
             await asyncio.wait_for(self._wake.wait(), max(seconds, 0.0))
         except TimeoutError:
             pass
 
+    def _ticked(self) -> None:
+        """Progress: a request sent or finished, or a pause begun (what the watchdog waits for)."""
+        self._last_tick = self._loop.time()
+
     async def _watchdog(self) -> None:
         retry, budget = self.config.retry, self.config.budget
         stall = budget.stall_s or (2 * self.config.endpoint.timeout + max(retry.cap_s, retry.max_retry_after_s) + 5)
-        while True:
-            self._tick.clear()
-            try:
-                await asyncio.wait_for(self._tick.wait(), stall)
-            except TimeoutError:
+        while True:  # wakes once per stall period at most, not at every tick
+            left = self._last_tick + stall - self._loop.time()
+            if left <= 0:
                 log.warning("run %s: no progress for %.0f s; stopping (watchdog)", self.run_id, stall)
                 self._halt("stalled", True)
                 return
+            await asyncio.sleep(left)
 
     def _halt(self, reason: str, hard: bool) -> None:
         """Stop taking tasks; a hard stop also abandons in-flight requests."""
