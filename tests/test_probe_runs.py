@@ -321,6 +321,51 @@ def test_chat_calls_go_through_the_sdks_aiohttp_transport_and_real_timeouts_stay
         assert asyncio.run(ask()) == "timeout"
 
 
+@pytest.mark.parametrize("reply, kind", [(b"HELLO\r\n\r\n", "bad_response"), (b"HTTP/1.1 abc\r\n\r\n", "bad_response"),
+                                         (b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{", "connection"),
+                                         (b"", "connection")])
+def test_a_reply_that_is_not_http_is_a_retryable_call_error(reply, kind):
+    """A server that answers with something other than HTTP, or hangs up mid-reply, gives a CallError the runner
+    retries, never an aiohttp exception that would end a worker."""
+    import asyncio
+    import socket
+    import threading
+
+    from fairpp.probe.endpoint import CallError, OpenAIBackend
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    backend = OpenAIBackend(Endpoint(f"http://127.0.0.1:{sock.getsockname()[1]}/v1", "test-model"))
+
+    async def ask() -> CallError:
+        try:
+            await backend.chat({"model": "test-model", "messages": []}, timeout=5)
+        except CallError as exc:
+            return exc
+        finally:
+            await backend.aclose()
+        raise AssertionError("the garbage reply was accepted")
+
+    try:
+        err = asyncio.run(ask())
+    finally:
+        sock.close()
+    assert err.kind == kind and err.retryable
+
+
 # -- secrets, packs, reloads --------------------------------------------------------------------------
 def _files_with(root: Path, needle: bytes) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]

@@ -264,6 +264,10 @@ class OpenAIBackend:
             raise CallError("timeout", "the request timed out") from exc
         except httpx2.HTTPError as exc:
             raise CallError("connection", f"cannot connect to {self.endpoint.host}: {exc}") from exc
+        except Exception as exc:  # what the aiohttp transport passes on unmapped: a reply that is not HTTP
+            if not type(exc).__module__.startswith("aiohttp"):
+                raise
+            raise CallError("bad_response", f"the reply from {self.endpoint.host} is not valid HTTP ({exc})") from exc
         if response.status_code >= 400:
             raise _status_error(response)
         try:
