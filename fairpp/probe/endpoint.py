@@ -258,10 +258,7 @@ class OpenAIBackend:
             response = await self._http.post(self._chat_url, content=json.dumps(body).encode("utf-8"),
                                              headers=self._headers, timeout=timeout)
         except httpx2.TimeoutException as exc:
-            refused = _connection_failure(exc)
-            if refused is not None:
-                raise CallError("connection", f"cannot connect to {self.endpoint.host}: {refused}") from exc
-            raise CallError("timeout", "the request timed out") from exc
+            raise self._timeout_error(exc) from exc
         except httpx2.HTTPError as exc:
             raise CallError("connection", f"cannot connect to {self.endpoint.host}: {exc}") from exc
         except Exception as exc:  # what the aiohttp transport passes on unmapped: a reply that is not HTTP
@@ -291,10 +288,7 @@ class OpenAIBackend:
         try:
             return await coro
         except openai.APITimeoutError as exc:
-            refused = _connection_failure(exc)
-            if refused is not None:
-                raise CallError("connection", f"cannot connect to {self.endpoint.host}: {refused}") from exc
-            raise CallError("timeout", "the request timed out") from exc
+            raise self._timeout_error(exc) from exc
         except openai.APIConnectionError as exc:
             raise CallError("connection", f"cannot connect to {self.endpoint.host}: {exc}") from exc
         except openai.APIStatusError as exc:
@@ -304,24 +298,23 @@ class OpenAIBackend:
         except openai.APIError as exc:  # e.g. an unreadable body
             raise CallError("bad_response", str(exc)) from exc
 
+    def _timeout_error(self, exc: BaseException) -> CallError:
+        """The :class:`CallError` for a "timeout" from the client: ``timeout``, or ``connection`` when it was not one.
+
+        The SDK's aiohttp transport reports every aiohttp connection error (refused, reset, dropped) as
+        ``httpx2.ConnectTimeout``; the aiohttp error it wraps tells a refused connection from a real timeout.
+        """
+        cause = exc.__cause__
+        while cause is not None:
+            if type(cause).__module__.startswith("aiohttp") and not isinstance(cause, TimeoutError):
+                return CallError("connection", f"cannot connect to {self.endpoint.host}: {cause}")
+            cause = cause.__cause__
+        return CallError("timeout", "the request timed out")
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()  # closes the shared HTTP client too
             self._client = self._http = None
-
-
-def _connection_failure(exc: BaseException) -> BaseException | None:
-    """The aiohttp error behind a "timeout" that was not one, if any.
-
-    The SDK's aiohttp transport reports every aiohttp connection error (refused, reset, dropped) as
-    ``httpx2.ConnectTimeout``; the error it wraps tells a refused connection from a real timeout.
-    """
-    cause = exc.__cause__
-    while cause is not None:
-        if type(cause).__module__.startswith("aiohttp") and not isinstance(cause, TimeoutError):
-            return cause
-        cause = cause.__cause__
-    return None
 
 
 def _status_kind(status: int) -> str:
