@@ -604,8 +604,10 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
         columns.append(col)
         fields.append(pa.field(f.name, col.type, f.nullable, f.metadata))
     table = pa.Table.from_arrays(columns, schema=pa.schema(fields))
-    # a dictionary larger than the page limit would fall back to plain encoding (hashing every row again)
-    with pq.ParquetWriter(path, table.schema, store_schema=False,
+    # a dictionary larger than the page limit would fall back to plain encoding (hashing every row again);
+    # the writer takes statistics of each batch of a dictionary column apart (a unique + take per batch), so
+    # large batches save that work: the file's bytes do not depend on the batch size
+    with pq.ParquetWriter(path, table.schema, store_schema=False, write_batch_size=64 * 1024,
                           dictionary_pagesize_limit=max(1 << 20, 2 * dict_bytes)) as writer:
         writer.write_table(table)
         # the plain frame's metadata, ARROW:schema as pyarrow stores it: readers rebuild the string columns
