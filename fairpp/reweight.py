@@ -59,6 +59,7 @@ PAIR_COLUMNS = ["prompt", "chosen", "rejected", "weight", "question_id", "dimens
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _META = PAIR_COLUMNS[5:12]
 _REJECTED = np.array([[1, 2], [0, 2], [0, 1]])  # options the target did not pick, in letter order
+_LETTER_DTYPE = pd.CategoricalDtype(list(LETTERS))
 NA_HANDLING = "target C kept: chosen 'C. N/A', rejected A and B"
 PAIR_WEIGHTING = "record weight / number of the record's pairs (2); pair weights sum to 1"
 
@@ -97,9 +98,8 @@ class Reweighting:
 
     def summary(self) -> dict[str, Any]:
         """Target, alpha, beta, K, personas, question counts and per-tier counts and weights (JSON-ready)."""
-        tiers = [{"tier": int(t), "count": int(c), "weight": None if c == 0 else float(w),
-                  "share": float(s)} for t, c, w, s in self.tiers[["tier", "count", "weight", "share"]].itertuples(
-                      index=False)]
+        tiers = [{"tier": t, "count": c, "weight": None if c == 0 else w, "share": s}
+                 for t, c, w, s in zip(*(self.tiers[c].tolist() for c in ("tier", "count", "weight", "share")))]
         return {"target": self.target, "alpha": self.alpha, "beta": self.beta, "K": self.K,
                 "personas": list(self.personas), "questions": self.n_questions, "records": len(self.records),
                 "excluded": self.n_excluded, "tier_counts": {str(t["tier"]): t["count"] for t in tiers},
@@ -135,8 +135,7 @@ def answer_table(answers: pd.DataFrame, *, personas: Sequence[str] | None = None
         counts = np.bincount(key * 3 + acode[ok], minlength=codes.size * 3).reshape(-1, 3)
         codes = np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), -1)
     codes = codes.reshape(len(names), len(qids))
-    letters = pd.CategoricalDtype(list(LETTERS))
-    return pd.DataFrame({n: pd.Categorical.from_codes(codes[j], dtype=letters) for j, n in enumerate(names)},
+    return pd.DataFrame({n: pd.Categorical.from_codes(codes[j], dtype=_LETTER_DTYPE) for j, n in enumerate(names)},
                         index=pd.Index(np.asarray(qids), name="question_id"))
 
 
