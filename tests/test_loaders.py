@@ -210,3 +210,50 @@ def test_a_kept_question_learns_its_split_from_a_later_load(tmp_path, wide):
 def _write(path, frame):
     frame.to_csv(path, index=False)
     return path
+
+
+def test_whitespace_normalising_equals_the_plain_regex_rule():
+    """The byte pre-check that lets clean columns skip the regex never changes a result."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from fairpp.schema import normalize_space
+
+    def rule(values):  # the definition: if any value needs it, collapse \s runs and trim, value by value
+        arr = pa.array(values, pa.large_string())
+        if pc.any(pc.match_substring_regex(arr, pattern=r"\s\s|[\t\n\r\f\v]|^\s|\s$")).as_py():
+            arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, pattern=r"\s+", replacement=" "))
+        return arr.to_pylist()
+
+    rng = random.Random(7)
+    chars = [" ", "a", "b", "é", "\t", "\n", "\r", "\f", "\v", "\u00a0", "\u2003"]
+    for _ in range(2000):
+        values = [None if rng.random() < 0.1 else "".join(rng.choice(chars) for _ in range(rng.randint(0, 6)))
+                  for _ in range(rng.randint(1, 6))]
+        got = normalize_space(pd.Series(values, dtype="string[pyarrow]")).tolist()
+        assert [None if pd.isna(v) else v for v in got] == rule(values), values
+
+
+def test_a_large_load_is_written_to_the_database_file_at_commit(tmp_path):
+    """A load checkpoints at commit (its rows are not written to the WAL first) and leaves DuckDB's
+    checkpoint threshold as it was, also when the load fails."""
+    from fairpp.sources.demo import build_demo
+
+    db = tmp_path / "db.duckdb"
+    batch = build_demo()
+    with Store(db) as store:
+        default = store._scalar("SELECT current_setting('checkpoint_threshold')")
+        store.load(batch)
+        wal = db.with_name(db.name + ".wal")
+        assert not wal.exists() or wal.stat().st_size < 1 << 20
+        assert store._scalar("SELECT current_setting('checkpoint_threshold')") == default
+        broken = read_files([_write(tmp_path / "x.csv", small_wide())])
+        broken.answers.loc[0, "answer"] = None  # NOT NULL violation inside the transaction
+        with pytest.raises(Exception):
+            store.load(broken)
+        assert store._scalar("SELECT current_setting('checkpoint_threshold')") == default
+        assert store.info()["answers"] == len(batch.answers)
+    with Store(db, read_only=True) as store:
+        assert store.info()["answers"] == len(batch.answers)

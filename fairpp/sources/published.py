@@ -98,15 +98,16 @@ def _one_file(name: str, frame: pd.DataFrame):
         frame = frame.rename(columns={lower["simulation_question"]: "simulation_question"})
     text_col = "simulation_question" if scenario else "Question"
     q = pd.DataFrame(index=frame.index)
+    normalized = {}
     for col in [*required, *(["simulation_question"] if scenario else [])]:
-        values = _norm(frame[col])
+        values = normalized[col] = _norm(frame[col])
         empty = values.isna() | (values == "")
         if empty.any():
             raise LoadError(f"{name}: column {col!r} is empty in data row {int(np.argmax(empty.to_numpy())) + 1}"
                             f" ({int(empty.sum())} row(s) in all). Fill it in or drop those rows.")
         if col in _RENAME:
             q[_RENAME[col]] = values
-    q["text"] = _norm(frame[text_col])
+    q["text"] = normalized[text_col]
     persp = frame["Perspective"].astype("string").str.strip()
     bad = ~persp.str.fullmatch(_PERSPECTIVE.pattern[1:-1]).fillna(False).to_numpy(dtype=bool)
     if bad.any():

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import duckdb
 import numpy as np
@@ -132,7 +133,7 @@ class Store:
         src = batch.source
         files = src.get("files") or ([{"name": src.get("file_name"), "sha256": src.get("sha256"),
                                         "rows": src.get("rows_read")}] if src.get("file_name") else [])
-        with self.cursor() as cur:
+        with self.cursor() as cur, _checkpoint_at_commit(cur):
             cur.execute("BEGIN TRANSACTION")
             try:
                 if not append:
@@ -359,12 +360,25 @@ class Store:
                             probs=probs[present])
 
 
+@contextmanager
+def _checkpoint_at_commit(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Within the block, a commit that writes more than 1 MB checkpoints at once (DuckDB then skips the
+    WAL): a load's rows are written to the database file once, not to the WAL first and again at the
+    next checkpoint. Small commits (probe answers) keep the default threshold outside loads."""
+    cur.execute("SET checkpoint_threshold = '1MB'")
+    try:
+        yield
+    finally:
+        cur.execute("RESET checkpoint_threshold")
+
+
 def _arrow(frame: pd.DataFrame) -> tuple[pa.Table, str]:
     """An Arrow table of the frame's non-empty columns, with plain (not dictionary) strings: DuckDB's fastest
     input; and the column list for ``INSERT ... SELECT`` in the frame's order, empty columns as NULL."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    filled = [c for c in frame.columns if frame[c].notna().any()]  # (Arrow would inspect every None)
+    table = pa.Table.from_pandas(frame[filled], preserve_index=False)
     keep = {name: col.combine_chunks().dictionary_decode() if pa.types.is_dictionary(col.type) else col
-            for name, col in zip(table.column_names, table.columns) if col.null_count < len(col)}
+            for name, col in zip(table.column_names, table.columns)}
     select = ", ".join(f'"{c}"' if c in keep else "NULL" for c in frame.columns)
     return pa.table(keep) if keep else table.select([]), select
 
@@ -414,7 +428,8 @@ def _check_batch(batch: Batch) -> None:
     if q["question_id"].duplicated().any():
         raise LoadError("the input holds the same question twice; merge the files first")
     who, who_names = pd.factorize(a["respondent"])
-    run, _ = pd.factorize(a["run_id"], use_na_sentinel=False)
+    # a loaded dataset has no run ids: skip hashing a column of None
+    run = pd.factorize(a["run_id"], use_na_sentinel=False)[0] if a["run_id"].notna().any() else np.zeros(len(a), np.intp)
     qcode, q_names = pd.factorize(a["question_id"])
     n_keys = len(q_names) * len(who_names) * (int(run.max(initial=0)) + 1)
     key = (qcode.astype(np.int64) * len(who_names) + who) * (int(run.max(initial=0)) + 1) + run
