@@ -94,7 +94,7 @@ if src:
 if st.session_state.get("data.refused"):
     st.warning(f"Last refused load (nothing was changed): {st.session_state['data.refused']}",
                icon=":material/report:")
-mix = explore.answer_mix(ui.data.counts(ui.Selection(version=sel.version)))
+mix = ui.data.answer_mix(ui.Selection(version=sel.version))
 quality = mix.pivot_table(index=["respondent", "kind"], columns="answer", values="count", sort=False).reset_index()
 quality.insert(2, "replies", quality[[c for c in ("A", "B", "C", "unparsed") if c in quality]].sum(axis=1))
 ui.table(quality, column_config={c: st.column_config.NumberColumn(format="%d")

@@ -37,7 +37,7 @@ with left:
                          "number of questions shown.")
 with right:
     st.subheader("Answer mix")
-    mix = explore.answer_mix(ui.data.counts(sel))
+    mix = ui.data.answer_mix(sel)
     if mix.empty:
         st.info("No answers match the filters.")
     else:

@@ -24,7 +24,7 @@ from fairpp.ui.umap_worker import UmapWorker
 
 __all__ = [
     "get_store", "data_version", "ensure_data", "invalidate", "info", "active_source", "sources", "respondents",
-    "distinct", "positions", "counts", "question_counts", "answer_matrix", "distances", "agreement",
+    "distinct", "positions", "answer_mix", "question_counts", "answer_matrix", "distances", "agreement",
     "unit_projection", "model_comparison", "question_page", "page_answers", "table_reader", "load_files",
     "load_paths", "load_hub", "load_demo", "umap_done",
 ]
@@ -106,8 +106,9 @@ def positions(sel: Selection, by: tuple[str, ...] = (), who: tuple[str, ...] | N
 
 
 @st.cache_data(show_spinner=False, max_entries=_MAX)
-def counts(sel: Selection) -> pd.DataFrame:
-    return get_store().counts(sel.as_filters(), respondents=_who(sel))
+def answer_mix(sel: Selection) -> pd.DataFrame:
+    """Share of A / B / C / unparsed replies per respondent under the selection."""
+    return explore.answer_mix(get_store().counts(sel.as_filters(), respondents=_who(sel)))
 
 
 @st.cache_data(show_spinner=False, max_entries=_MAX)
