@@ -217,9 +217,8 @@ def training_pairs(result: Reweighting, questions: pd.DataFrame) -> pd.DataFrame
     # Same text as build_messages(text, options)[-1]["content"]: stripped text + option block, each built once.
     bcode, blocks = _factorize([f"\n\n{format_options(p)}\n\n{INSTRUCTION}" for p in parsed])
     lcode, labels = _factorize([f"{x}. {p[x]}" for p in parsed for x in LETTERS])  # 3 per options string
-    tcode, texts = _encode(qi["text"], pos)
-    scode, stripped = _factorize(pd.Series(texts, dtype="str").str.strip())
-    pcode, prompts = _prompts(np.where(tcode >= 0, scode[tcode], -1), stripped, bcode[ocode], blocks)
+    tcode, texts = _encode(qi["text"].astype("str").str.strip(), pos)
+    pcode, prompts = _prompts(tcode, texts, bcode[ocode], blocks)
     chosen = _letters(rec["answer"])
     if (chosen < 0).any():
         raise ReweightError("result.records holds an answer other than A, B or C; pass the result reweight() returns.")
