@@ -163,16 +163,16 @@ def reweight(table: pd.DataFrame, *, target: str, alpha: float = 1.0, beta: floa
     if table.empty:
         raise ReweightError("the selection holds no answers: the filters (--slice) match nothing; widen or drop them.")
     t = personas.index(_resolve(target, personas))
-    codes = np.column_stack([_codes(table.iloc[:, j]) for j in range(len(personas))])
-    complete = (codes >= 0).all(axis=1)
+    codes = np.stack([_codes(table.iloc[:, j]) for j in range(len(personas))])  # persona-major: (K, questions)
+    complete = (codes >= 0).all(axis=0)
     if not complete.any():
-        have = (codes >= 0).sum(axis=0)
+        have = (codes >= 0).sum(axis=1)
         raise ReweightError(f"no question was answered by all {len(personas)} personas; answers per persona: "
                             f"{dict(zip(personas, have.tolist()))}. Leave out the persona with the fewest answers "
                             "or widen the selection.")
-    codes = codes[complete]
+    codes = codes[:, complete]
     k = len(personas)
-    tier = 1 + (codes != codes[:, [t]]).sum(axis=1)
+    tier = 1 + (codes != codes[t]).sum(axis=0)
     count = np.bincount(tier, minlength=k + 1)[1:]
     i = np.arange(1, k + 1, dtype=float)
     with np.errstate(divide="ignore"):
@@ -180,13 +180,13 @@ def reweight(table: pd.DataFrame, *, target: str, alpha: float = 1.0, beta: floa
     total = float(np.nansum(t_value * count))
     w_tier = t_value / total
     records = pd.DataFrame({"question_id": np.asarray(table.index)[complete],
-                            "answer": _strings(LETTERS, codes[:, t]), "tier": tier.astype(np.int64),
+                            "answer": _strings(LETTERS, codes[t]), "tier": tier.astype(np.int64),
                             "weight": w_tier[tier - 1]})
     tiers = pd.DataFrame({"tier": np.arange(1, k + 1), "count": count, "t_value": t_value, "weight": w_tier,
                           "share": np.nan_to_num(w_tier * count)})
     log.info("reweight %s: K=%d, %d records, %d excluded", personas[t], k, len(records), len(table) - len(records))
     return Reweighting(target=personas[t], alpha=alpha, beta=beta, personas=personas, records=records,
-                       tiers=tiers, codes=codes, n_questions=len(table))
+                       tiers=tiers, codes=np.ascontiguousarray(codes.T, dtype=np.int64), n_questions=len(table))
 
 
 def training_pairs(result: Reweighting, questions: pd.DataFrame) -> pd.DataFrame:
@@ -552,9 +552,10 @@ def _large_strings(values: Any) -> Any:
 
 
 def _codes(col: pd.Series) -> np.ndarray:
+    """0/1/2 for A/B/C, -1 where missing (int8, as pandas holds them)."""
     if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == list(LETTERS):
-        return col.cat.codes.to_numpy(dtype=np.int64)
-    return pd.Categorical(col, categories=list(LETTERS)).codes.astype(np.int64)
+        return col.cat.codes.to_numpy()
+    return pd.Categorical(col, categories=list(LETTERS)).codes
 
 
 def _js(p: np.ndarray, q: np.ndarray, base: float) -> np.ndarray:
