@@ -389,7 +389,7 @@ def _question_codes(col: pd.Series, period: int) -> tuple[np.ndarray, Any]:
     n = len(values)
     if 0 < period < n and n % period == 0 and values.dtype.kind in "iu" \
             and (values.reshape(-1, period) == values[:period]).all():
-        codes, uniques = pd.factorize(values[:period], sort=True)
+        uniques, codes = np.unique(values[:period], return_inverse=True)
         return np.tile(codes, n // period), uniques
     return pd.factorize(col, sort=True)
 
