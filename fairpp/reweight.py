@@ -278,11 +278,7 @@ def export_pairs(pairs: pd.DataFrame, out: str | Path, *, result: Reweighting,
     tmp, tmp_card = (p.with_name(f".{p.name}.{uuid.uuid4().hex}.tmp") for p in (out, card_path))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "jsonl":
-            sha256 = _write_jsonl(pairs, tmp)  # hashed while written
-        else:
-            _write_parquet(pairs, tmp)
-            sha256 = _sha256(tmp)
+        sha256 = (_write_jsonl if fmt == "jsonl" else _write_parquet)(pairs, tmp)  # each hashes what it writes
         card = _card(pairs, result=result, source=source, filters=filters, out=out, fmt=fmt, sha256=sha256)
         tmp_card.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, out)
@@ -567,8 +563,9 @@ def _js(p: np.ndarray, q: np.ndarray, base: float) -> np.ndarray:
     return np.sqrt(np.clip(kl / (2.0 * math.log(base)), 0.0, None))
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """``frame.to_parquet(path, index=False)`` as if its Categorical text columns were plain strings.
+def _write_parquet(frame: pd.DataFrame, path: Path) -> str:
+    """``frame.to_parquet(path, index=False)`` as if its Categorical text columns were plain strings; returns
+    the SHA-256 of the file (built in memory, hashed and written at once: it is not read back).
 
     Categorical columns are written as Arrow dictionary arrays, so Parquet's dictionary pages come
     from the categories (each distinct text once) instead of hashing every row's text again. The file
@@ -606,11 +603,15 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     # a dictionary larger than the page limit would fall back to plain encoding (hashing every row again);
     # the writer takes statistics of each batch of a dictionary column apart (a unique + take per batch), so
     # large batches save that work: the file's bytes do not depend on the batch size
-    with pq.ParquetWriter(path, table.schema, store_schema=False, write_batch_size=64 * 1024,
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, table.schema, store_schema=False, write_batch_size=64 * 1024,
                           dictionary_pagesize_limit=max(1 << 20, 2 * dict_bytes)) as writer:
         writer.write_table(table)
         # the plain frame's metadata, ARROW:schema as pyarrow stores it: readers rebuild the string columns
         writer.add_key_value_metadata({**plain.metadata, b"ARROW:schema": base64.b64encode(plain.serialize())})
+    data = memoryview(sink.getvalue())
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 @functools.lru_cache(maxsize=8)
@@ -753,11 +754,6 @@ def _json_strings(arr: Any, before: str = "", after: str = "") -> Any:
         fixed = [before + json.dumps(arr[int(j)].as_py(), ensure_ascii=False) + after for j in rare]
         out = pc.replace_with_mask(out, pa.array(mask), pa.array(fixed, pa.large_string()))
     return out
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _card(pairs: pd.DataFrame, *, result: Reweighting, source: Mapping[str, Any] | None,
