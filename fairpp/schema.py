@@ -221,9 +221,19 @@ class Batch:
 
 
 def _conform(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The frame's ``columns`` in order; a column the reader did not give is all missing, typed: probabilities
+    as NaN, the rest as Arrow strings (a full-size answers frame would otherwise carry 233k ``None`` objects
+    per column, which every later step has to look at one by one)."""
+    import pyarrow as pa
+
+    n = len(frame)
+    fill = {c: np.full(n, np.nan) if c in _PROBABILITIES else pd.arrays.ArrowStringArray(pa.nulls(n, pa.large_string()))
+            for c in columns if c not in frame.columns}
     # copy-on-write (pandas >= 3): the selection shares the reader's arrays until someone writes to them
-    missing = [c for c in columns if c not in frame.columns]
-    return (frame.assign(**dict.fromkeys(missing)) if missing else frame)[columns].reset_index(drop=True)
+    return (frame.assign(**fill) if fill else frame)[columns].reset_index(drop=True)
+
+
+_PROBABILITIES = ("p_a", "p_b", "p_c")
 
 
 @dataclass
