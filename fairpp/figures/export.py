@@ -97,6 +97,9 @@ def _themed(fig: go.Figure, *, width: int, height: int, scale: float | None, tit
     zoom = float(scale) if scale is not None else min(max(height / designed, 1.0), 2.5)
     out.update_layout(template="fairpp", width=width / zoom, height=height / zoom, autosize=False,
                       paper_bgcolor="white")
+    # the app's charts carry margins computed for the screen (fixed_margins); an image can afford plotly's own
+    out.update_xaxes(automargin=True)
+    out.update_yaxes(automargin=True)
     if head:
         top = out.layout.margin.t if out.layout.margin.t is not None else 50
         out.update_layout(title=head if not out.layout.title.text else {"subtitle": head.get("subtitle")},

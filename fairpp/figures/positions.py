@@ -180,12 +180,15 @@ def position_strip(pos: pd.DataFrame, *, respondents: Sequence[str] | None = Non
             customdata=_custom(sub), hovertemplate=_HOVER))
     separators = [{"type": "line", "x0": 0, "x1": 1, "xref": "paper", "y0": i + 0.5, "y1": i + 0.5, "yref": "y",
                    "line": {"color": "#EEE", "width": 1}} for i in range(len(dims) - 1)]
-    layout = {"template": "fairpp", "height": 120 + 90 * len(dims), "title": title, "shapes": separators,
+    n = len({t.name for t in traces})
+    layout = {"template": "fairpp", "height": 120 + 90 * len(dims) + 22 * math.ceil(n / 3), "title": title,
+              "shapes": separators,
               "xaxis": {"range": [-0.02, 1.02], "title": "position (0 = first pole, 1 = second pole)"},
               "yaxis": {"tickvals": list(range(len(dims))),
                         "ticktext": [dimension_label(d, style="poles") for d in dims],
                         "autorange": "reversed", "showgrid": False, "zeroline": False},
-              "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.08, "yanchor": "top",
-                         "font": {"size": 11}},
+              # below the axis title, in the figure's bottom margin (a legend at a negative paper y overlapped it)
+              "legend": {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0,
+                         "yanchor": "bottom", "font": {"size": 11}},
               "margin": {"t": 40 if title else 20}}
     return go.Figure(data=traces, layout=layout)

@@ -17,6 +17,8 @@ Examples
 """
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import plotly.graph_objects as go
@@ -27,7 +29,7 @@ from fairpp.schema import persona_names, taxonomy
 __all__ = [
     "TEMPLATE", "PERSONA_COLOURS", "REGION_COLOURS", "REGION_SYMBOLS", "ANSWER_COLOURS", "EXTRA_COLOURS",
     "respondent_style", "dimension_label", "dimension_axis", "dimensions", "SEQUENTIAL", "DIVERGING",
-    "POSITION_SCALE", "short_name",
+    "POSITION_SCALE", "short_name", "fixed_margins",
 ]
 
 # Okabe & Ito (2008), in persona survey order; yellow replaced by black for contrast on white.
@@ -148,3 +150,108 @@ TEMPLATE = go.layout.Template(
     )
 )
 pio.templates["fairpp"] = TEMPLATE
+
+
+# -- margins without plotly's automargin ---------------------------------------------------------------------------
+_EM = 0.62  # width of an average glyph of the house font, in em: a safe upper estimate for labels
+_TAGS = re.compile(r"<[^>]+>")
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def _extent(texts: Any, size: float) -> tuple[float, int]:
+    """Width in pixels of the longest line of ``texts`` (HTML line breaks split lines, tags are not drawn) and
+    the largest number of lines."""
+    width, lines = 0, 0
+    for text in texts:
+        parts = _BR.split(str(text))
+        lines = max(lines, len(parts))
+        width = max(width, *(len(_TAGS.sub("", part)) for part in parts))
+    return width * _EM * size, lines
+
+
+def _tick_labels(fig: go.Figure, name: str, axis: Any) -> list[Any]:
+    """What an axis writes at its ticks: its ``ticktext``, the category values of its traces, or numbers
+    (represented by their widest likely label)."""
+    if axis.showticklabels is False:
+        return []
+    if axis.ticktext is not None:
+        return list(axis.ticktext)
+    letter, ref = name[0], name[0] + name[5:]
+    values: set[Any] = set()
+    numeric = False
+    for trace in fig.data:
+        if f"{letter}axis" not in trace or (trace[f"{letter}axis"] or letter) != ref or trace[letter] is None:
+            continue
+        data = trace[letter]
+        if len(data) and isinstance(data[0], str):
+            values.update(data)
+        elif len(data):
+            numeric = True
+    if axis.categoryarray is not None and values:
+        values.update(axis.categoryarray)
+    if numeric:
+        values.add("100%" if "%" in str(axis.tickformat or "") else "-0.25")
+    return sorted(values, key=str)
+
+
+def _bottom_shared(fig: go.Figure) -> bool:
+    """Whether a horizontal colour bar or a legend below the plot shares the bottom margin with the x tick labels
+    and title: plotly's automargin places them apart; an estimate here could not."""
+    bars = [fig.layout[k].colorbar for k in fig.layout if re.fullmatch(r"coloraxis\d*", k)]
+    bars += [t.marker.colorbar if "marker" in t and "colorbar" in t.marker else None for t in fig.data]
+    bars += [t.colorbar if "colorbar" in t else None for t in fig.data]
+    if any(b is not None and b.orientation == "h" for b in bars):
+        return True
+    legend = fig.layout.legend
+    if fig.layout.showlegend is False or legend.y is None:
+        return False
+    return legend.y < 0 if legend.yref in (None, "paper") else legend.y <= 0.1  # below the plot, or at its foot
+
+
+def fixed_margins(fig: go.Figure, *, font_size: float = 13.0) -> go.Figure:
+    """Turn plotly's ``automargin`` off on every cartesian axis and make the margins room for the tick labels
+    and axis titles instead (computed from the labels here). Returns ``fig``, changed in place.
+
+    ``automargin`` makes the browser measure the labels after a first drawing and draw the chart again: about
+    half the drawing time of a chart with long category labels (a heatmap of respondents, horizontal bars).
+    The estimate errs on the wide side (an average glyph of 0.62 em). Static exports turn ``automargin``
+    back on (:func:`fairpp.figures.export.export_figure`). Figures without cartesian axes are left as they are.
+
+    >>> f = fixed_margins(go.Figure(go.Bar(y=["Progressive Activists"], x=[0.4], orientation="h")))
+    >>> f.layout.yaxis.automargin, f.layout.margin.l > 13 * 0.62 * len("Progressive Activists")
+    (False, True)
+    """
+    if _bottom_shared(fig):
+        return fig
+    base = fig.layout.font.size or font_size
+    edges = {"l": 0.0, "r": 0.0, "t": 0.0, "b": 0.0}
+    axes = [name for name in fig.layout if re.fullmatch(r"[xy]axis\d*", name)]
+    for name in axes:
+        axis = fig.layout[name]
+        labels = _tick_labels(fig, name, axis)
+        title = axis.title.text if axis.title is not None else None
+        if not labels and not title:
+            continue
+        size = (axis.tickfont.size if axis.tickfont is not None else None) or base
+        width, lines = _extent(labels, size) if labels else (0.0, 0)
+        line_px = 1.3 * size * lines
+        need = 8.0 + (5.0 if axis.ticks == "outside" or axis.ticks is None else 0.0)
+        if name[0] == "y":
+            need += width
+            side = "r" if axis.side == "right" else "l"
+        else:
+            angle = abs(math.radians(axis.tickangle)) if isinstance(axis.tickangle, (int, float)) else 0.0
+            need += width * math.sin(angle) + line_px * math.cos(angle) if labels else 0.0
+            side = "t" if axis.side == "top" else "b"
+        if title:
+            title_size = (axis.title.font.size if axis.title.font is not None else None) or base
+            need += 1.3 * title_size * len(_BR.split(str(title))) + 6.0
+        edges[side] = max(edges[side], need)
+        axis.automargin = False
+    if not any(edges.values()):
+        return fig
+    current = fig.layout.margin
+    default = TEMPLATE.layout.margin
+    fig.update_layout(margin={k: max(getattr(current, k) if getattr(current, k) is not None else getattr(default, k),
+                                      math.ceil(v)) for k, v in edges.items()})
+    return fig

@@ -13,6 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from fairpp.figures.theme import fixed_margins
+
 __all__ = ["chart", "download_frame", "download_figure", "figure", "selected", "slug", "styled_answers", "table",
            "row", "FIGURE_SIZES"]
 
@@ -109,6 +111,8 @@ def chart(fig: go.Figure, *, key: str, data: pd.DataFrame | None = None, filenam
         ``customdata``...), empty without ``select`` or selection.
     """
     name = filename or slug(key)
+    if fig.layout.xaxis.automargin is not False or fig.layout.yaxis.automargin is not False:
+        fixed_margins(fig)  # a figure not built through figure() (those come with fixed margins)
     config = {"displaylogo": False, "scrollZoom": False,
               "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2},
               "modeBarButtonsToRemove": ["sendDataToCloud"]}
@@ -213,7 +217,7 @@ def figure(builder: Callable[..., go.Figure], *args: Any, **kwargs: Any) -> go.F
         if fig is not None:
             cache.move_to_end(key)
             return fig
-    fig = builder(*args, **kwargs)
+    fig = fixed_margins(builder(*args, **kwargs))
     with _figures_lock:
         cache[key] = fig
         while len(cache) > _FIGURES_KEPT:
