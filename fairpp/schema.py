@@ -139,7 +139,7 @@ def question_ids(frame: pd.DataFrame, *, normalized: bool = False) -> pd.Series:
     whitespace collapsed (``normalized=True``: the caller already did that with :func:`normalize_space`).
 
     >>> f = pd.DataFrame({c: ["x"] for c in ID_FIELDS})
-    >>> question_ids(f).iloc[0] == question_ids(f.copy()).iloc[0]
+    >>> bool(question_ids(f).iloc[0] == question_ids(f.copy()).iloc[0])
     True
     """
     import pyarrow as pa
@@ -175,7 +175,8 @@ def normalize_space(col: pd.Series) -> pd.Series:
         arr = arr.combine_chunks()
     enc = arr.dictionary_encode()  # check and normalise each distinct value once
     values = enc.dictionary
-    if _may_need_space_fix(values) and pc.any(pc.match_substring_regex(values, pattern=r"\s\s|[\t\n\r\f\v]|^\s|\s$")).as_py():
+    check = r"\s\s|[\t\n\r\f\v]|^\s|\s$"
+    if _may_need_space_fix(values) and pc.any(pc.match_substring_regex(values, pattern=check)).as_py():
         clean = pc.utf8_trim_whitespace(pc.replace_substring_regex(values, pattern=r"\s+", replacement=" "))
         arr = clean.take(enc.indices)
     return pd.Series(pd.arrays.ArrowStringArray(arr), index=col.index)

@@ -42,6 +42,9 @@ def test_margins_make_room_for_the_longest_label_and_automargin_is_off():
     # shorter labels: less room
     short = fixed_margins(_heatmap(["Qwen", "Falcon", "Mistral"]))
     assert short.layout.margin.l < fig.layout.margin.l and short.layout.margin.b < fig.layout.margin.b
+    # laid out once: a figure kept between reruns (and drawn by several sessions) is not changed again
+    fig.update_layout(margin={"l": 5})
+    assert fixed_margins(fig).layout.margin.l == 5
     # a margin the builder asked for is kept when it is larger
     big = go.Figure(go.Bar(y=["a"], x=[1], orientation="h"), layout={"template": "fairpp", "margin": {"l": 300}})
     assert fixed_margins(big).layout.margin.l == 300

@@ -221,6 +221,9 @@ def fixed_margins(fig: go.Figure, *, font_size: float = 13.0) -> go.Figure:
     >>> f.layout.yaxis.automargin, f.layout.margin.l > 13 * 0.62 * len("Progressive Activists")
     (False, True)
     """
+    if getattr(fig, "_fairpp_margins", False):
+        return fig
+    fig._fairpp_margins = True  # done once per figure object (a figure kept between reruns is not changed again)
     if _bottom_shared(fig):
         return fig
     base = fig.layout.font.size or font_size

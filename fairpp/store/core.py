@@ -429,7 +429,8 @@ def _check_batch(batch: Batch) -> None:
         raise LoadError("the input holds the same question twice; merge the files first")
     who, who_names = pd.factorize(a["respondent"])
     # a loaded dataset has no run ids: skip hashing a column of None
-    run = pd.factorize(a["run_id"], use_na_sentinel=False)[0] if a["run_id"].notna().any() else np.zeros(len(a), np.intp)
+    run = (pd.factorize(a["run_id"], use_na_sentinel=False)[0] if a["run_id"].notna().any()
+           else np.zeros(len(a), np.intp))
     qcode, q_names = pd.factorize(a["question_id"])
     n_keys = len(q_names) * len(who_names) * (int(run.max(initial=0)) + 1)
     key = (qcode.astype(np.int64) * len(who_names) + who) * (int(run.max(initial=0)) + 1) + run

@@ -111,8 +111,7 @@ def chart(fig: go.Figure, *, key: str, data: pd.DataFrame | None = None, filenam
         ``customdata``...), empty without ``select`` or selection.
     """
     name = filename or slug(key)
-    if fig.layout.xaxis.automargin is not False or fig.layout.yaxis.automargin is not False:
-        fixed_margins(fig)  # a figure not built through figure() (those come with fixed margins)
+    fixed_margins(fig)  # a figure not built through figure() (those come laid out, and are not changed again)
     config = {"displaylogo": False, "scrollZoom": False,
               "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2},
               "modeBarButtonsToRemove": ["sendDataToCloud"]}
