@@ -175,32 +175,11 @@ def normalize_space(col: pd.Series) -> pd.Series:
         arr = arr.combine_chunks()
     enc = arr.dictionary_encode()  # check and normalise each distinct value once
     values = enc.dictionary
-    check = r"\s\s|[\t\n\r\f\v]|^\s|\s$"
-    if _may_need_space_fix(values) and pc.any(pc.match_substring_regex(values, pattern=check)).as_py():
+    if pc.any(pc.match_substring_regex(values, pattern=r"\s\s|[\t\n\r\f\v]|^\s|\s$")).as_py():
         clean = pc.utf8_trim_whitespace(pc.replace_substring_regex(values, pattern=r"\s+", replacement=" "))
         arr = clean.take(enc.indices)
     return pd.Series(pd.arrays.ArrowStringArray(arr), index=col.index)
 
-
-def _may_need_space_fix(arr: Any) -> bool:
-    """False only when no value can match :func:`normalize_space`'s check (so clean columns, the usual case,
-    skip the regex): no control whitespace byte, no two spaces in a row, no value starting or ending with a
-    space. Byte scans; a false alarm only costs the regex."""
-    import pyarrow as pa
-
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        return True
-    if len(arr) == 0 or arr.buffers()[2] is None:
-        return False
-    data = arr.buffers()[2].to_pybytes()
-    if any(c in data for c in (b"\t", b"\n", b"\r", b"\f", b"\v", b"  ")):
-        return True
-    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    off = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset:arr.offset + len(arr) + 1].astype(np.int64)
-    first, last = off[:-1], off[1:] - 1
-    nonempty = last >= first
-    b = np.frombuffer(data, dtype=np.uint8)
-    return bool((b[first[nonempty]] == 0x20).any() or (b[last[nonempty]] == 0x20).any())
 
 @dataclass
 class Batch:
