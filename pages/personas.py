@@ -41,8 +41,9 @@ def positions_tab() -> None:
         else:
             st.info("A radar needs at least three dimensions; the bars show the selected ones.")
     with right:
-        ui.chart(ui.figure(figures.dimension_bars, sub, respondents=show, regions=regions), key="personas.bars",
-                 data=sub, filename="fairpp-positions")
+        # beside the radar the plot is about 300 px wide, which sizes the legend's room above it
+        ui.chart(ui.figure(figures.dimension_bars, sub, respondents=show, regions=regions, width=900 if side else 300),
+                 key="personas.bars", data=sub, filename="fairpp-positions")
     ui.define("position")
 
 

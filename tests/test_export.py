@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
@@ -61,6 +62,14 @@ def _keep(name: str, data: bytes) -> None:
 
 
 # -- PNG and SVG ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("designed", [435, 582, 638])
+def test_png_size_is_exact_whatever_the_zoom(designed):
+    # these heights make width / zoom * zoom land a hair under the requested width (one pixel short before)
+    fig = go.Figure(go.Bar(x=[1, 2], y=[3, 4]), layout={"height": designed})
+    assert _png_size(export_figure(fig, fmt="png", width=1600, height=900)) == (1600, 900)
+    assert _png_size(export_figure(fig, fmt="png", width=1920, height=1080)) == (1920, 1080)
+
+
 def test_png_has_the_requested_size_and_shows_the_chart(positions):
     fig = figures.dimension_bars(positions[positions["kind"] == "persona"], regions=REGIONS)
     before = fig.to_dict()

@@ -82,11 +82,14 @@ _CHECK = """() => {
   for (const [text, b] of boxes('g.g-ytitle text'))
     if (b.left < svg.left - 1 || b.right > svg.right + 1) out.push('cut off: ' + text);
   const legend = document.querySelector('#g g.legend');
-  if (legend) {
-    const l = legend.getBoundingClientRect();
-    for (const [text, b] of boxes('g.xtick text, g.g-xtitle text'))
-      if (l.left < b.right - 1 && b.left < l.right - 1 && l.top < b.bottom - 1 && b.top < l.bottom - 1)
-        out.push('legend on ' + text);
+  if (legend) {  // inside the figure, clear of every label, title and of the plot itself
+    const l = legend.querySelector('rect.bg').getBoundingClientRect();
+    if (l.top < svg.top - 1 || l.bottom > svg.bottom + 1) out.push('legend cut off');
+    const over = b => l.left < b.right - 1 && b.left < l.right - 1 && l.top < b.bottom - 1 && b.top < l.bottom - 1;
+    for (const [text, b] of boxes('g.xtick text, g.ytick text, g.g-xtitle text, g.g-ytitle text, .gtitle'))
+      if (over(b)) out.push('legend on ' + text);
+    for (const drag of document.querySelectorAll('#g .nsewdrag'))
+      if (over(drag.getBoundingClientRect())) out.push('legend on the plot');
   }
   for (const axis of ['x', 'y']) {
     const titles = boxes(`g.g-${axis}title text`), ticks = boxes(`g.${axis}tick text`);
@@ -130,6 +133,14 @@ def built(tmp_path_factory) -> dict[str, go.Figure]:
     }
 
 
+def test_legends_sit_above_the_plot_with_automargin_off(built):
+    for name in ("dimension_bars", "position_strip", "cluster_map", "model_map"):
+        fig = fixed_margins(go.Figure(built[name]))
+        assert fig.layout.legend.yanchor == "bottom" and fig.layout.legend.y == 1, name
+        assert fig.layout.xaxis.automargin is False and fig.layout.yaxis.automargin is False, name
+        assert fig.layout.margin.t >= 50, name  # a row of entries at least
+
+
 def test_no_label_is_cut_off_or_covered_in_the_browser(built, tmp_path):
     js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
     page_file = tmp_path / "chart.html"
@@ -147,6 +158,11 @@ def test_no_label_is_cut_off_or_covered_in_the_browser(built, tmp_path):
                                   await Plotly.newPlot(g, spec.data, spec.layout, {responsive: false}); }""",
                               [spec, width])
                 found = page.evaluate(_CHECK)
+                if width == 1100 and fig.layout.legend.yanchor == "bottom" and fig.layout.legend.y == 1:
+                    # the room made above the plot holds the legend: plotly did not push the margin (no redraw)
+                    pushed = page.evaluate("() => { const L = document.getElementById('g')._fullLayout;"
+                                           " return L._size.t > L.margin.t; }")
+                    found += ["the legend pushed the top margin"] if pushed else []
                 if found:
                     problems[f"{name} at {width}px"] = found[:3]
     assert not problems, problems

@@ -29,6 +29,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from fairpp.figures import theme  # noqa: F401  (registers the "fairpp" template)
+from fairpp.figures.theme import legend_above
 from fairpp.schema import FairppError
 
 __all__ = ["FORMATS", "PRESETS", "MIME", "export_figure", "chromium_path", "export_available", "INSTALL_HINT"]
@@ -100,6 +101,10 @@ def _themed(fig: go.Figure, *, width: int, height: int, scale: float | None, tit
     # the app's charts carry margins computed for the screen (fixed_margins); an image can afford plotly's own
     out.update_xaxes(automargin=True)
     out.update_yaxes(automargin=True)
+    legend = out.layout.legend
+    if legend.yanchor == "bottom" and legend.y == 1 and legend.orientation == "h":  # a legend above the plot
+        margin = out.layout.margin
+        legend_above(out, width=width / zoom - (margin.l or 80) - (margin.r or 80))  # rows for the image's width
     if head:
         top = out.layout.margin.t if out.layout.margin.t is not None else 50
         out.update_layout(title=head if not out.layout.title.text else {"subtitle": head.get("subtitle")},
@@ -161,7 +166,8 @@ def export_figure(fig: go.Figure, *, fmt: str = "png", width: int = 1600, height
     from kaleido.errors import KaleidoError
 
     themed, zoom = _themed(fig, width=width, height=height, scale=scale, title=title, note=note)
-    opts = {"format": fmt, "width": width / zoom, "height": height / zoom, "scale": zoom}
+    # the browser floors layout size x zoom: a hair more keeps 1599.9999 from becoming a 1599-pixel image
+    opts = {"format": fmt, "width": width / zoom * (1 + 1e-9), "height": height / zoom * (1 + 1e-9), "scale": zoom}
     kopts: dict[str, Any] = {"mathjax": False, "path": chromium_path(), "timeout": timeout}
     log.info("exporting a %dx%d %s (zoom %.2f) with %s", width, height, fmt, zoom, kopts["path"])
     try:

@@ -15,14 +15,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from fairpp.figures.positions import rgba, style_of
+from fairpp.figures.theme import legend_above
 
 __all__ = ["cluster_map", "model_map", "hull_path"]
 
-#: Legends go below the map, left-aligned and wrapping: a legend at the side takes a fixed width and squeezes the
-#: plot to nothing on a narrow screen, while one below only grows the figure.
-_BELOW = {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom",
-          "itemsizing": "constant",
-          "font": {"size": 11}}
+#: Legends go above the map in rows (:func:`~fairpp.figures.theme.legend_above`): a legend at the side takes a
+#: fixed width and squeezes the plot to nothing on a narrow screen. Sized for a map about this wide (pixels).
+_MAP_WIDTH = 880
 
 
 def hull_path(xy: np.ndarray) -> np.ndarray | None:
@@ -114,15 +113,14 @@ def cluster_map(points: pd.DataFrame, *, x: str, y: str, z: str | None = None, o
                                        hovertemplate=hover, legendgroup=str(name)))
     titles = list(axis_titles or [x, y, z or ""])
     layout = {"template": "fairpp", "height": 600, "title": title, "dragmode": "lasso" if z is None else "orbit",
-              "legend": _BELOW,
-              "margin": {"t": 40 if title else 20, "r": 10}}
+              "legend": {"itemsizing": "constant"}, "margin": {"r": 10}}
     if z is None:
         layout.update(xaxis={"title": titles[0], "scaleanchor": "y", "scaleratio": 1}, yaxis={"title": titles[1]})
     else:
-        layout.update(height=640, margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0},
+        layout.update(height=640, margin={"l": 0, "r": 0, "b": 0},
                       scene={"xaxis": {"title": titles[0]}, "yaxis": {"title": titles[1]},
                              "zaxis": {"title": titles[2]}, "aspectmode": "data"})
-    return go.Figure(data=traces, layout=layout)
+    return legend_above(go.Figure(data=traces, layout=layout), width=_MAP_WIDTH)
 
 
 def model_map(placed: pd.DataFrame, *, clouds: pd.DataFrame | None = None,
@@ -173,6 +171,5 @@ def model_map(placed: pd.DataFrame, *, clouds: pd.DataFrame | None = None,
     layout = {"template": "fairpp", "height": 660, "title": title,
               "xaxis": {"title": axis_titles[0], "range": [np.nanmin(xs) - pad_x, np.nanmax(xs) + pad_x]},
               "yaxis": {"title": axis_titles[1], "range": [np.nanmin(ys) - pad_y, np.nanmax(ys) + pad_y]},
-              "legend": _BELOW,
-              "margin": {"t": 40 if title else 20, "r": 10}}
-    return go.Figure(data=traces, layout=layout)
+              "legend": {"itemsizing": "constant"}, "margin": {"r": 10}}
+    return legend_above(go.Figure(data=traces, layout=layout), width=_MAP_WIDTH)

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from fairpp.figures.theme import dimension_axis, dimension_label, respondent_style
+from fairpp.figures.theme import dimension_axis, dimension_label, legend_above, respondent_style
 
 __all__ = ["radar", "dimension_bars", "position_strip", "style_of", "rgba"]
 
@@ -128,8 +128,12 @@ def radar(pos: pd.DataFrame, *, respondents: Sequence[str] | None = None, side_b
 
 
 def dimension_bars(pos: pd.DataFrame, *, respondents: Sequence[str] | None = None,
-                   regions: Mapping[str, str | None] | None = None, title: str | None = None) -> go.Figure:
-    """Grouped horizontal bars: position per dimension and respondent, with 95% interval error bars."""
+                   regions: Mapping[str, str | None] | None = None, title: str | None = None,
+                   width: float = 900) -> go.Figure:
+    """Grouped horizontal bars: position per dimension and respondent, with 95% interval error bars.
+
+    ``width``: the plot's expected width in pixels, which sizes the room for the legend above it.
+    """
     groups = _groups(pos, _order(pos, respondents))
     dims = sorted(int(d) for d in pos["dimension"].unique())
     traces = []
@@ -144,16 +148,14 @@ def dimension_bars(pos: pd.DataFrame, *, respondents: Sequence[str] | None = Non
             customdata=_custom(sub), hovertemplate=_HOVER))
     n = len(groups)
     layout = {"template": "fairpp", "barmode": "group", "title": title, "bargap": 0.25, "bargroupgap": 0.05,
-              "height": max(420, 140 + len(dims) * (11 * n + 24) + 22 * math.ceil(n / 3)),
+              "height": max(400, 140 + len(dims) * (11 * n + 24)),
               "xaxis": {"range": [0, 1], "title": "position (0 = first pole, 1 = second)"},
               "yaxis": {"autorange": "reversed", "categoryorder": "array",
                         "categoryarray": [_two_lines(d) for d in dims]},
               "shapes": [{"type": "line", "x0": 0.5, "x1": 0.5, "xref": "x", "y0": 0, "y1": 1, "yref": "paper",
                           "line": {"dash": "dot", "color": "#888", "width": 1}}],
-              "legend": {"traceorder": "normal", "orientation": "h", "yref": "container", "y": 0,
-                         "yanchor": "bottom", "x": 0.5, "xanchor": "center", "font": {"size": 11}},
-              "margin": {"t": 40 if title else 20, "b": 20}}
-    return go.Figure(data=traces, layout=layout)
+              "legend": {"traceorder": "normal"}, "margin": {"b": 20}}
+    return legend_above(go.Figure(data=traces, layout=layout), width=width, grow=True)
 
 
 def position_strip(pos: pd.DataFrame, *, respondents: Sequence[str] | None = None,
@@ -180,15 +182,10 @@ def position_strip(pos: pd.DataFrame, *, respondents: Sequence[str] | None = Non
             customdata=_custom(sub), hovertemplate=_HOVER))
     separators = [{"type": "line", "x0": 0, "x1": 1, "xref": "paper", "y0": i + 0.5, "y1": i + 0.5, "yref": "y",
                    "line": {"color": "#EEE", "width": 1}} for i in range(len(dims) - 1)]
-    n = len({t.name for t in traces})
-    layout = {"template": "fairpp", "height": 120 + 90 * len(dims) + 22 * math.ceil(n / 3), "title": title,
+    layout = {"template": "fairpp", "height": 120 + 90 * len(dims), "title": title,
               "shapes": separators,
               "xaxis": {"range": [-0.02, 1.02], "title": "position (0 = first pole, 1 = second pole)"},
               "yaxis": {"tickvals": list(range(len(dims))),
                         "ticktext": [dimension_label(d, style="poles") for d in dims],
-                        "autorange": "reversed", "showgrid": False, "zeroline": False},
-              # below the axis title, in the figure's bottom margin (a legend at a negative paper y overlapped it)
-              "legend": {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0,
-                         "yanchor": "bottom", "font": {"size": 11}},
-              "margin": {"t": 40 if title else 20}}
-    return go.Figure(data=traces, layout=layout)
+                        "autorange": "reversed", "showgrid": False, "zeroline": False}}
+    return legend_above(go.Figure(data=traces, layout=layout), width=720, grow=True)

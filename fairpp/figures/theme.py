@@ -29,7 +29,7 @@ from fairpp.schema import persona_names, taxonomy
 __all__ = [
     "TEMPLATE", "PERSONA_COLOURS", "REGION_COLOURS", "REGION_SYMBOLS", "ANSWER_COLOURS", "EXTRA_COLOURS",
     "respondent_style", "dimension_label", "dimension_axis", "dimensions", "SEQUENTIAL", "DIVERGING",
-    "POSITION_SCALE", "short_name", "fixed_margins",
+    "POSITION_SCALE", "short_name", "fixed_margins", "legend_above",
 ]
 
 # Okabe & Ito (2008), in persona survey order; yellow replaced by black for contrast on white.
@@ -206,6 +206,48 @@ def _bottom_shared(fig: go.Figure) -> bool:
     if fig.layout.showlegend is False or legend.y is None:
         return False
     return legend.y < 0 if legend.yref in (None, "paper") else legend.y <= 0.1  # below the plot, or at its foot
+
+
+_LEGEND_ITEM = 45.0  # a legend entry's symbol and gaps, in pixels, besides its text
+_LEGEND_EM = 0.56  # legend text width per character, in em (measured: 0.49; a little more, to be safe)
+_LEGEND_ROW = 20.0  # height of a row of legend entries at 11 px text (measured: 19)
+
+
+def legend_above(fig: go.Figure, *, width: float = 900.0, grow: bool = False, font_size: float = 11.0) -> go.Figure:
+    """Put the legend of ``fig`` in horizontal rows just above the plot and make room for it in the top margin,
+    counting the rows it takes on a plot ``width`` pixels wide. Returns ``fig``, changed in place.
+
+    Above the plot rather than below: a legend below shares the bottom margin with the x-axis labels and title,
+    which only plotly's automargin can sort out, at the price of drawing the chart a second time. Above, the
+    room is known beforehand. Like plotly, entries fill one row when they fit and otherwise wrap into columns
+    as wide as the widest entry. On a plot narrower than ``width`` the legend takes more rows: plotly then makes
+    room itself (the legend pushes the top margin: one more drawing), so the legend never covers the plot.
+
+    ``grow`` makes the figure taller by the legend's rows (the plot keeps its height). A title goes to the top
+    edge, above the legend.
+
+    >>> f = legend_above(go.Figure([go.Scatter(name=n) for n in ["Progressive Activists", "Civic Pragmatists"]]))
+    >>> f.layout.legend.yanchor, f.layout.margin.t
+    ('bottom', 50)
+    >>> legend_above(go.Figure([go.Scatter(name="Disengaged Traditionalists")] * 7), width=450).layout.margin.t
+    110
+    """
+    names = [str(t.name) for t in fig.data if t.showlegend is not False and t.name]
+    widths = [_LEGEND_ITEM + len(n) * _LEGEND_EM * font_size for n in names]
+    if not names or sum(widths) <= width - 10:
+        rows = 1
+    else:  # columns as wide as the widest entry
+        rows = math.ceil(len(names) / max(1, int((width - 10) // max(widths))))
+    room = math.ceil(rows * _LEGEND_ROW + 10)
+    top = 20  # plotly sets the legend 12 px below the figure's top edge
+    if fig.layout.title.text:
+        fig.update_layout(title={"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 8}})
+        top += 28
+    fig.update_layout(legend={"orientation": "h", "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
+                              "font": {"size": font_size}}, margin={"t": top + room})
+    if grow:
+        fig.layout.height = (fig.layout.height or 450) + room
+    return fig
 
 
 def fixed_margins(fig: go.Figure, *, font_size: float = 13.0) -> go.Figure:
