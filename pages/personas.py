@@ -13,7 +13,8 @@ st.title("Personas")
 resp = ui.data.respondents(sel.version)
 regions = dict(zip(resp["respondent"], resp["region"]))
 names = [n for n in resp["respondent"] if sel.respondents is None or n in sel.respondents]
-personas = [n for n in names if n in set(resp.loc[resp["kind"] == "persona", "respondent"])]
+persona_set = set(resp.loc[resp["kind"] == "persona", "respondent"])
+personas = [n for n in names if n in persona_set]
 
 
 def positions_tab() -> None:

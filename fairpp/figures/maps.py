@@ -38,7 +38,7 @@ def hull_path(xy: np.ndarray) -> np.ndarray | None:
     return xy[idx]
 
 
-def _hull_mesh(xyz: np.ndarray, colour: str, name: str) -> go.Mesh3d | None:
+def _hull_mesh(xyz: np.ndarray, colour: str, name: str) -> dict | None:
     from scipy.spatial import ConvexHull, QhullError
 
     if len(xyz) < 4:
@@ -48,8 +48,8 @@ def _hull_mesh(xyz: np.ndarray, colour: str, name: str) -> go.Mesh3d | None:
     except (QhullError, ValueError):
         return None
     s = hull.simplices
-    return go.Mesh3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], i=s[:, 0], j=s[:, 1], k=s[:, 2], color=colour,
-                     opacity=0.12, hoverinfo="skip", name=f"{name} hull", legendgroup=name, showlegend=False)
+    return dict(type="mesh3d", x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], i=s[:, 0], j=s[:, 1], k=s[:, 2], color=colour,
+                opacity=0.12, hoverinfo="skip", name=f"{name} hull", legendgroup=name, showlegend=False)
 
 
 _SYMBOLS_3D = {"circle", "square", "diamond", "cross", "x"}
@@ -90,27 +90,27 @@ def cluster_map(points: pd.DataFrame, *, x: str, y: str, z: str | None = None, o
             xy = sub[[x, y]].to_numpy(dtype=float)
             path = hull_path(xy) if overlay == "hulls" else None
             if path is not None:
-                traces.append(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines", fill="toself",
-                                         fillcolor=rgba(st["color"], 0.07), line={"color": rgba(st["color"], 0.6),
-                                                                                  "width": 1},
-                                         hoverinfo="skip", legendgroup=str(name), showlegend=False))
+                traces.append(dict(type="scatter", x=path[:, 0], y=path[:, 1], mode="lines", fill="toself",
+                                   fillcolor=rgba(st["color"], 0.07),
+                                   line={"color": rgba(st["color"], 0.6), "width": 1},
+                                   hoverinfo="skip", legendgroup=str(name), showlegend=False))
             if overlay == "density" and len(sub) >= 5:
-                traces.append(go.Histogram2dContour(
-                    x=xy[:, 0], y=xy[:, 1], ncontours=4, showscale=False, contours={"coloring": "lines"},
+                traces.append(dict(
+                    type="histogram2dcontour", x=xy[:, 0], y=xy[:, 1], ncontours=4, showscale=False,
+                    contours={"coloring": "lines"},
                     colorscale=[[0, rgba(st["color"], 0.2)], [1, st["color"]]], line={"width": 1.2},
                     hoverinfo="skip", legendgroup=str(name), showlegend=False, name=f"{name} density"))
-            traces.append(go.Scatter(x=sub[x].to_numpy(), y=sub[y].to_numpy(), mode="markers", name=str(name),
-                                     marker=marker,
-                                     customdata=custom, hovertemplate=hover, legendgroup=str(name)))
+            traces.append(dict(type="scatter", x=sub[x].to_numpy(), y=sub[y].to_numpy(), mode="markers",
+                               name=str(name), marker=marker, customdata=custom, hovertemplate=hover,
+                               legendgroup=str(name)))
         else:
             xyz = sub[[x, y, z]].to_numpy(dtype=float)
             mesh = _hull_mesh(xyz, st["color"], str(name)) if overlay == "hulls" else None
             if mesh is not None:
                 traces.append(mesh)
-            traces.append(go.Scatter3d(x=sub[x].to_numpy(), y=sub[y].to_numpy(), z=sub[z].to_numpy(),
-                                       mode="markers", name=str(name),
-                                       marker={**marker, "symbol": _symbol_3d(st["symbol"])}, customdata=custom,
-                                       hovertemplate=hover, legendgroup=str(name)))
+            traces.append(dict(type="scatter3d", x=sub[x].to_numpy(), y=sub[y].to_numpy(), z=sub[z].to_numpy(),
+                               mode="markers", name=str(name), marker={**marker, "symbol": _symbol_3d(st["symbol"])},
+                               customdata=custom, hovertemplate=hover, legendgroup=str(name)))
     titles = list(axis_titles or [x, y, z or ""])
     layout = {"template": "fairpp", "height": 600, "title": title, "dragmode": "lasso" if z is None else "orbit",
               "legend": {"itemsizing": "constant"}, "margin": {"r": 10}}
@@ -120,7 +120,7 @@ def cluster_map(points: pd.DataFrame, *, x: str, y: str, z: str | None = None, o
         layout.update(height=640, margin={"l": 0, "r": 0, "b": 0},
                       scene={"xaxis": {"title": titles[0]}, "yaxis": {"title": titles[1]},
                              "zaxis": {"title": titles[2]}, "aspectmode": "data"})
-    return legend_above(go.Figure(data=traces, layout=layout), width=_MAP_WIDTH)
+    return go.Figure(legend_above({"data": traces, "layout": layout}, width=_MAP_WIDTH))
 
 
 def model_map(placed: pd.DataFrame, *, clouds: pd.DataFrame | None = None,
@@ -145,9 +145,10 @@ def model_map(placed: pd.DataFrame, *, clouds: pd.DataFrame | None = None,
         for name, sub in clouds.groupby("respondent", sort=False):
             kind = "persona" if name not in regions else "model"
             st = style_of(str(name), kind, regions)
-            traces.append(go.Scatter(x=sub["PC1"].to_numpy(), y=sub["PC2"].to_numpy(), mode="markers", hoverinfo="skip",
-                                     marker={"color": rgba(st["color"], 0.25), "size": 4, "symbol": "circle"},
-                                     showlegend=False, name=f"{name} bootstrap"))
+            traces.append(dict(type="scatter", x=sub["PC1"].to_numpy(), y=sub["PC2"].to_numpy(), mode="markers",
+                               hoverinfo="skip",
+                               marker={"color": rgba(st["color"], 0.25), "size": 4, "symbol": "circle"},
+                               showlegend=False, name=f"{name} bootstrap"))
     cols = list(placed.columns)
     for row in placed.itertuples(index=False):
         name, kind = str(row[cols.index("respondent")]), str(row[cols.index("kind")])
@@ -156,8 +157,9 @@ def model_map(placed: pd.DataFrame, *, clouds: pd.DataFrame | None = None,
         hover = (f"<b>{name}</b>" + (f"<br>{region}" if region else "") + "<br>PC1 %{x:.3f} · PC2 %{y:.3f}"
                  + "".join(f"<br>D{d} {row[cols.index(d)]:.3f}" for d in dims) + "<extra></extra>")
         labelled = kind == "persona" or label_models
-        traces.append(go.Scatter(
-            x=[row[cols.index("PC1")]], y=[row[cols.index("PC2")]], mode="markers+text" if labelled else "markers",
+        traces.append(dict(
+            type="scatter", x=[row[cols.index("PC1")]], y=[row[cols.index("PC2")]],
+            mode="markers+text" if labelled else "markers",
             text=[name] if labelled else None, textposition="top center",
             textfont={"size": 11, "color": st["color"]}, name=name,
             legendgroup=name,  # one group each: entries flow across the width instead of stacking per group
@@ -172,4 +174,4 @@ def model_map(placed: pd.DataFrame, *, clouds: pd.DataFrame | None = None,
               "xaxis": {"title": axis_titles[0], "range": [np.nanmin(xs) - pad_x, np.nanmax(xs) + pad_x]},
               "yaxis": {"title": axis_titles[1], "range": [np.nanmin(ys) - pad_y, np.nanmax(ys) + pad_y]},
               "legend": {"itemsizing": "constant"}, "margin": {"r": 10}}
-    return legend_above(go.Figure(data=traces, layout=layout), width=_MAP_WIDTH)
+    return go.Figure(legend_above({"data": traces, "layout": layout}, width=_MAP_WIDTH))

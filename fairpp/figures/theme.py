@@ -213,9 +213,10 @@ _LEGEND_EM = 0.56  # legend text width per character, in em (measured: 0.49; a l
 _LEGEND_ROW = 20.0  # height of a row of legend entries at 11 px text (measured: 19)
 
 
-def legend_above(fig: go.Figure, *, width: float = 900.0, grow: bool = False, font_size: float = 11.0) -> go.Figure:
+def legend_above(fig: Any, *, width: float = 900.0, grow: bool = False, font_size: float = 11.0) -> Any:
     """Put the legend of ``fig`` in horizontal rows just above the plot and make room for it in the top margin,
-    counting the rows it takes on a plot ``width`` pixels wide. Returns ``fig``, changed in place.
+    counting the rows it takes on a plot ``width`` pixels wide. ``fig`` is a figure or a figure's spec (a dict
+    with ``data``, a list of trace dicts, and ``layout``, a dict); it is changed in place and returned.
 
     Above the plot rather than below: a legend below shares the bottom margin with the x-axis labels and title,
     which only plotly's automargin can sort out, at the price of drawing the chart a second time. Above, the
@@ -229,24 +230,39 @@ def legend_above(fig: go.Figure, *, width: float = 900.0, grow: bool = False, fo
     >>> f = legend_above(go.Figure([go.Scatter(name=n) for n in ["Progressive Activists", "Civic Pragmatists"]]))
     >>> f.layout.legend.yanchor, f.layout.margin.t
     ('bottom', 50)
-    >>> legend_above(go.Figure([go.Scatter(name="Disengaged Traditionalists")] * 7), width=450).layout.margin.t
-    110
+    >>> spec = {"data": [{"name": "Disengaged Traditionalists"}] * 7, "layout": {}}
+    >>> legend_above(spec, width=450)["layout"]["margin"]
+    {'t': 110}
     """
-    names = [str(t.name) for t in fig.data if t.showlegend is not False and t.name]
+    spec = isinstance(fig, dict)
+    traces = fig["data"] if spec else [t.to_plotly_json() for t in fig.data]
+    names = [str(t["name"]) for t in traces if t.get("showlegend") is not False and t.get("name")]
     widths = [_LEGEND_ITEM + len(n) * _LEGEND_EM * font_size for n in names]
     if not names or sum(widths) <= width - 10:
         rows = 1
     else:  # columns as wide as the widest entry
         rows = math.ceil(len(names) / max(1, int((width - 10) // max(widths))))
     room = math.ceil(rows * _LEGEND_ROW + 10)
-    top = 20  # plotly sets the legend 12 px below the figure's top edge
-    if fig.layout.title.text:
-        fig.update_layout(title={"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 8}})
-        top += 28
-    fig.update_layout(legend={"orientation": "h", "x": 0.0, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
-                              "font": {"size": font_size}}, margin={"t": top + room})
+    title = fig["layout"].get("title") if spec else fig.layout.title.text
+    patch: dict[str, Any] = {"legend": {"orientation": "h", "x": 0.0, "xanchor": "left", "y": 1.0,
+                                        "yanchor": "bottom", "font": {"size": font_size}},
+                             "margin": {"t": 20 + room}}  # plotly sets the legend 12 px below the top edge
+    if title:
+        patch["title"] = {"yref": "container", "y": 1.0, "yanchor": "top", "pad": {"t": 8}}
+        patch["margin"]["t"] += 28
+    if not spec:
+        fig.update_layout(patch)
+        if grow:
+            fig.layout.height = (fig.layout.height or 450) + room
+        return fig
+    layout = fig["layout"]
+    for key, value in patch.items():
+        old = layout.get(key)
+        if key == "title" and isinstance(old, str):
+            old = {"text": old}
+        layout[key] = {**old, **value} if isinstance(old, dict) else value
     if grow:
-        fig.layout.height = (fig.layout.height or 450) + room
+        layout["height"] = (layout.get("height") or 450) + room
     return fig
 
 

@@ -57,10 +57,15 @@ def _now() -> datetime:
 
 
 def _has_tables(store: Store) -> bool:
+    """Whether the story tables exist (once they do, they stay: the answer is kept on the store; the app asks on
+    every rerun)."""
+    if getattr(store, "_stories_tables", False):
+        return True
     with store.cursor() as cur:
         rows = cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name IN "
                            "('stories', 'story_slides')").fetchall()
-    return rows[0][0] == 2
+    store._stories_tables = rows[0][0] == 2
+    return store._stories_tables
 
 
 def _write(store: Store, work: Any) -> Any:

@@ -47,7 +47,7 @@ def frame(page_key: str) -> Iterator[Selection]:
     with top:
         link = stories.link_control(page_key)
     stories.slide_bar(page_key)
-    banner()
+    banner(sel.version)
     _run.selection = sel
     try:
         yield sel
@@ -93,9 +93,10 @@ def selection() -> Selection:
     return sel
 
 
-def banner() -> None:
-    """The unmissable banner shown on every page while the synthetic demo is loaded."""
-    src = data.active_source(data.data_version())
+def banner(version: str | None = None) -> None:
+    """The unmissable banner shown on every page while the synthetic demo is loaded (``version``: the data version
+    this run works on, asked of the database when not given)."""
+    src = data.active_source(version or data.data_version())
     if src and src.get("synthetic"):
         st.warning(f"**{SYNTHETIC_BANNER}.** Load the published dataset or your own files on the Data page.",
                    icon=":material/science:")
