@@ -22,7 +22,7 @@ Charts and tables (:mod:`.charts`)
     ``table(frame)`` (a dataframe sized to its rows); ``row(n)`` (side-by-side containers that wrap on narrow
     screens); ``styled_answers(frame, mask)``.
 Cached data (:mod:`.data`; keyed by the selection, invalidated by a load)
-    ``data.get_store()``, ``data.positions(sel, by, who)``, ``data.counts``, ``data.question_counts``,
+    ``data.get_store()``, ``data.positions(sel, by, who)``, ``data.answer_mix``, ``data.question_counts``,
     ``data.answer_matrix``, ``data.distances``, ``data.agreement``, ``data.unit_projection`` (UMAP runs in a
     worker process, only when asked), ``data.model_comparison``, ``data.question_page``, ``data.page_answers``,
     ``data.respondents(version)``, ``data.sources(version)``, ``data.table_reader(name)``; loads (never cached):
