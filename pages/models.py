@@ -31,7 +31,7 @@ def map_tab() -> None:
     try:
         if len(comp.dims) < 2:
             raise FairppError("the map needs at least two dimensions; clear the dimension filter")
-        placed, cloud, explained = explore.model_map_frames(comp, personas=personas)
+        placed, cloud, explained = ui.data.model_map(sel, tuple(personas))
     except FairppError as exc:
         st.info(f"No map: {exc}. The table below still applies.")
     else:

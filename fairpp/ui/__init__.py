@@ -24,9 +24,10 @@ Charts and tables (:mod:`.charts`)
 Cached data (:mod:`.data`; keyed by the selection, invalidated by a load)
     ``data.get_store()``, ``data.positions(sel, by, who)``, ``data.answer_mix``, ``data.question_counts``,
     ``data.answer_matrix``, ``data.distances``, ``data.agreement``, ``data.unit_projection`` (UMAP runs in a
-    worker process, only when asked), ``data.model_comparison``, ``data.question_page``, ``data.page_answers``,
-    ``data.respondents(version)``, ``data.sources(version)``, ``data.table_reader(name)``; loads (never cached):
-    ``data.load_paths``, ``data.load_files``, ``data.load_hub``, ``data.load_demo``, then ``data.invalidate()``.
+    worker process, only when asked), ``data.model_comparison``, ``data.model_map``, ``data.question_page``,
+    ``data.page_answers``, ``data.respondents(version)``, ``data.sources(version)``, ``data.table_reader(name)``;
+    loads (never cached): ``data.load_paths``, ``data.load_files``, ``data.load_hub``, ``data.load_demo``, then
+    ``data.invalidate()``.
 """
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ from fairpp.ui.umap_worker import UmapWorker
 __all__ = [
     "get_store", "data_version", "ensure_data", "invalidate", "info", "active_source", "sources", "respondents",
     "distinct", "positions", "answer_mix", "question_counts", "answer_matrix", "distances", "agreement",
-    "unit_projection", "model_comparison", "question_page", "page_answers", "table_reader", "load_files",
-    "load_paths", "load_hub", "load_demo", "umap_done",
+    "unit_projection", "model_comparison", "model_map", "question_page", "page_answers", "table_reader",
+    "load_files", "load_paths", "load_hub", "load_demo", "umap_done",
 ]
 
 _MAX = 24  # entries per cached function; keeps server memory bounded
@@ -184,6 +184,13 @@ def model_comparison(sel: Selection, n_boot: int = 200) -> explore.ModelComparis
     personas = [p for p in _who(sel, ["persona"]) if p in persona_names()] or _who(sel, ["persona"])
     m = answer_matrix(sel, tuple(models + personas))
     return explore.compare_models(m, models=models, personas=personas, n_boot=n_boot)
+
+
+@st.cache_data(show_spinner=False, max_entries=_MAX)
+def model_map(sel: Selection, personas: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, list[float]]:
+    """The models map's frames for the selection (see :func:`explore.model_map_frames`): placed points, bootstrap
+    clouds, explained variance. Raises :class:`FairppError` when no map can be drawn."""
+    return explore.model_map_frames(model_comparison(sel), personas=list(personas))
 
 
 @st.cache_data(show_spinner=False, max_entries=_MAX)
