@@ -235,7 +235,7 @@ def legend_above(fig: Any, *, width: float = 900.0, grow: bool = False, font_siz
     {'t': 110}
     """
     spec = isinstance(fig, dict)
-    traces = fig["data"] if spec else [t.to_plotly_json() for t in fig.data]
+    traces = fig["data"] if spec else [{"name": t.name, "showlegend": t.showlegend} for t in fig.data]
     names = [str(t["name"]) for t in traces if t.get("showlegend") is not False and t.get("name")]
     widths = [_LEGEND_ITEM + len(n) * _LEGEND_EM * font_size for n in names]
     if not names or sum(widths) <= width - 10:
