@@ -24,7 +24,7 @@ import pandas as pd
 from fairpp import analysis, explore, figures
 from fairpp.schema import FairppError
 
-__all__ = ["SECTIONS", "DEFAULT_SECTIONS", "FIGURES", "build_report", "report_data", "report_figures"]
+__all__ = ["SECTIONS", "DEFAULT_SECTIONS", "FIGURES", "build_report", "html_table", "report_data", "report_figures"]
 
 log = logging.getLogger("fairpp.report")
 
@@ -79,9 +79,14 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def _table(frame: pd.DataFrame, *, cls: str = "", digits: int = 3, index: bool = False,
-           formats: Mapping[str, Callable[[Any], str]] | None = None) -> str:
-    """An HTML table of ``frame`` (floats to ``digits`` places; ``formats`` per column)."""
+def html_table(frame: pd.DataFrame, *, cls: str = "", digits: int = 3, index: bool = False,
+               formats: Mapping[str, Callable[[Any], str]] | None = None, wrap: str = "table-wrap") -> str:
+    """An HTML table of ``frame`` in a ``<div class=WRAP>`` (every text escaped; floats to ``digits`` places;
+    ``formats`` per column; numbers in ``td.num``).
+
+    >>> html_table(pd.DataFrame({"who": ["<b>"], "x": [0.5]}), cls="t").split("<tbody>")[1]
+    '<tr><td>&lt;b&gt;</td><td class=num>0.500</td></tr></tbody></table></div>'
+    """
     frame = frame.reset_index() if index else frame
     formats = dict(formats or {})
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
@@ -93,7 +98,7 @@ def _table(frame: pd.DataFrame, *, cls: str = "", digits: int = 3, index: bool =
             num = isinstance(v, (int, float)) and not isinstance(v, bool)
             cells.append(f"<td{' class=num' if num else ''}>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+    return (f'<div class="{wrap}"><table class="{cls}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
@@ -268,10 +273,10 @@ def _positions_html(data: Mapping[str, Any], chart: _Charts) -> str:
     parts.append('<p class="caption">Position [95% interval] per dimension: '
                  + html.escape(" · ".join(f"D{d} = {figures.dimension_label(d, style='poles')}" for d in dims))
                  + ".</p>")
-    parts.append(_table(table, cls="positions"))
+    parts.append(html_table(table, cls="positions"))
     rates = na.reindex(columns=dims).rename(columns=lambda d: f"D{d}").rename_axis("respondent").reset_index()
     parts.append('<p class="caption">N/A rate n_C / n per dimension (the answers left out of the position).</p>')
-    parts.append(_table(rates, cls="na-rates"))
+    parts.append(html_table(rates, cls="na-rates"))
     parts.append(_define("position"))
     return "".join(parts)
 
@@ -300,7 +305,7 @@ def _distances_html(data: Mapping[str, Any], chart: _Charts) -> str:
     cap = (f"Log base {res['base']}. Each pair is compared on the questions both answered "
            f"({int(shared.values.min()):,} to {int(shared.values.max()):,} per pair).")
     return (chart(fig, name="distances") + f'<p class="caption">{html.escape(cap)}</p>'
-            + _table(frame.rename_axis("respondent"), cls="distances matrix", index=True) + _define("js"))
+            + html_table(frame.rename_axis("respondent"), cls="distances matrix", index=True) + _define("js"))
 
 
 def _models_html(data: Mapping[str, Any], chart: _Charts) -> str:
@@ -319,7 +324,7 @@ def _models_html(data: Mapping[str, Any], chart: _Charts) -> str:
            "replicates of each model's point.")
     return (f'<p class="caption">{html.escape(cap)}</p>' + chart(fig, name="models-map")
             + "<h3>Nearest persona of each model</h3>"
-            + _table(summary, formats={"share nearest": lambda v: f"{v:.0%}"}) + _define("nearest"))
+            + html_table(summary, formats={"share nearest": lambda v: f"{v:.0%}"}) + _define("nearest"))
 
 
 def _probes_html(data: Mapping[str, Any]) -> str:
@@ -343,7 +348,7 @@ def _probes_html(data: Mapping[str, Any]) -> str:
         pos = pd.DataFrame(c["positions"])
         if not pos.empty:
             pos = pos.assign(interval=[f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(pos["ci_low"], pos["ci_high"])])
-            body += _table(pos[["dimension", "position", "interval", "na_rate", "n"]],
+            body += html_table(pos[["dimension", "position", "interval", "na_rate", "n"]],
                            formats={"dimension": lambda d: figures.dimension_label(int(d)),
                                     "n": lambda v: _fmt(v, 1)})
         parts.append(f'<article class="card"><h3>{html.escape(str(c["respondent"]))}</h3>{body}</article>')
@@ -371,7 +376,7 @@ def _experiments_html(data: Mapping[str, Any]) -> str:
                                   "gap (others − target)": span(r, "gap"),
                                   "agreement with target": span(r, "agreement_target"),
                                   "nearest persona": r.get("nearest")} for r in rows.to_dict("records")])
-            body += _table(rows)
+            body += html_table(rows)
         parts.append(f'<article class="card"><h3>{html.escape(str(x["experiment_id"]))}</h3>{body}</article>')
     return "".join(parts) + _note("A positive gap: the condition sits nearer the target than the other personas.")
 
@@ -387,7 +392,7 @@ def _reweight_html(data: Mapping[str, Any], chart: _Charts) -> str:
            "training pairs. Weight of a record in tier i: T_i = (i / K)^alpha · (1 / N_i)^beta, normalised to sum 1.")
     tiers = result.tiers[["tier", "count", "weight", "share"]]
     return (f'<p class="caption">{html.escape(cap)}</p>' + chart(rwfig.tier_chart(result.tiers), name="tiers")
-            + _table(tiers, digits=6, formats={"tier": str, "count": lambda v: f"{int(v):,}"})
+            + html_table(tiers, digits=6, formats={"tier": str, "count": lambda v: f"{int(v):,}"})
             + chart(rwfig.distribution_chart(rw["effect"]), name="weighting-effect")
             + chart(rwfig.js_chart(rw["effect"]), name="weighting-js"))
 

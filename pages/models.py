@@ -68,7 +68,7 @@ def dimensions_tab() -> None:
     ui.chart(ui.figure(figures.position_strip, comp.positions, respondents=shown, regions=regions), key="models.strip",
              data=comp.positions, filename="fairpp-models-vs-personas")
     wide = explore.position_table(comp.positions)
-    st.table(wide.set_index("respondent").loc[shown])  # a static table: a third of a data grid's drawing time
+    ui.static_table(wide.set_index("respondent").loc[shown].reset_index())
     ui.define("position")
 
 

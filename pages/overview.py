@@ -48,7 +48,7 @@ st.subheader("The five preference dimensions")
 dims = pd.DataFrame([{"dimension": f"{d['number']} · {d['name']}",
                       "A · first pole (position 0)": f"{d['pole_a']}: {d['a_means']}",
                       "B · second pole (position 1)": f"{d['pole_b']}: {d['b_means']}"} for d in figures.dimensions()])
-st.table(dims.set_index("dimension"))
+ui.static_table(dims)
 ui.define("position")
 
 st.subheader("Provenance")

@@ -53,6 +53,40 @@ def _ok(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def _static_tables(at: AppTest) -> list[pd.DataFrame]:
+    """The tables drawn by ``ui.static_table`` (st.html elements), read back from their HTML, cells as text."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables: list[list[list[str]]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.tables[-1].append([])
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.tables[-1][-1].append("".join(self.cell))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Cells()
+    for el in at.get("html"):
+        if "fairpp-static" in el.proto.body:
+            parser.feed(el.proto.body)
+    return [pd.DataFrame(rows[1:], columns=rows[0]) for rows in parser.tables]
+
+
 def _qp(at: AppTest, name: str) -> list[str]:
     value = at.query_params[name]
     return value if isinstance(value, list) else [value]
@@ -86,6 +120,9 @@ def test_overview_counts_and_provenance(db):
     assert _metric(at, "Personas") == "7"
     assert _metric(at, "Regional models") == "2"
     assert len(at.get("plotly_chart")) == 2  # taxonomy and answer mix
+    [dims] = _static_tables(at)  # the five dimensions and their poles
+    assert len(dims) == 5 and dims.iloc[0, 0] == "1 · libertarianism vs egalitarianism"
+    assert dims.iloc[0, 2].startswith("egalitarianism: ")
     at.radio(key="overview.taxonomy").set_value("treemap").run()
     _ok(at)
     assert any("fairpp_train.csv" in str(df.value.to_dict()) or "fixture" in str(df.value.to_dict())
@@ -195,11 +232,12 @@ def test_models_page_nearest_persona(db):
     at.run()
     _ok(at)
     assert len(at.get("plotly_chart")) == 1
-    table = at.table[0].value  # a static table, one row per respondent
-    assert list(table.columns[:2]) == ["kind", "D1"] and "Qwen2.5-7B-Instruct" in set(table.index)
+    [table] = _static_tables(at)  # one row per respondent, "position [interval]" per dimension
+    assert list(table.columns[:3]) == ["respondent", "kind", "D1"] and "Qwen2.5-7B-Instruct" in set(table["respondent"])
+    assert table["D1"].str.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]|–").all()
     at.multiselect(key="filters.dimension").set_value([4]).run()  # one dimension: no map, still the numbers
     _ok(at)
-    assert list(at.table[0].value.columns) == ["kind", "D4"]
+    assert list(_static_tables(at)[0].columns) == ["respondent", "kind", "D4"]
 
 
 def test_explore_slices_and_questions(db):

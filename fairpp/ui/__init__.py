@@ -19,7 +19,8 @@ Charts and tables (:mod:`.charts`)
     ``chart(fig, key=, data=, filename=, select=, caption=)`` draws a figure (hover, PNG from the modebar at 2x,
     a CSV download of ``data``) and returns the selected points; ``selected(points, columns)`` turns their
     ``customdata`` into a frame; ``download_frame(frame_or_callable, key=, file_name=, fmt=)``;
-    ``table(frame)`` (a dataframe sized to its rows); ``row(n)`` (side-by-side containers that wrap on narrow
+    ``table(frame)`` (a dataframe sized to its rows); ``static_table(frame)`` (a few rows as plain HTML, drawn
+    faster than ``st.table``); ``row(n)`` (side-by-side containers that wrap on narrow
     screens); ``styled_answers(frame, mask)``.
 Cached data (:mod:`.data`; keyed by the selection, invalidated by a load)
     ``data.get_store()``, ``data.positions(sel, by, who)``, ``data.answer_mix``, ``data.question_counts``,
@@ -32,13 +33,14 @@ Cached data (:mod:`.data`; keyed by the selection, invalidated by a load)
 from __future__ import annotations
 
 from fairpp.ui import data, params
-from fairpp.ui.charts import chart, download_frame, figure, row, selected, slug, styled_answers, table
+from fairpp.ui.charts import chart, download_frame, figure, row, selected, slug, static_table, styled_answers, table
 from fairpp.ui.frame import banner, define, frame, selection, sidebar, source_kind
 from fairpp.ui.nav import PAGES, PageSpec, configure_page, current_page, navigation
 from fairpp.ui.selection import FILTER_COLUMNS, Selection
 
 __all__ = [
-    "data", "params", "frame", "chart", "download_frame", "figure", "selected", "slug", "styled_answers", "table", "row",
+    "data", "params", "frame", "chart", "download_frame", "figure", "selected", "slug", "styled_answers", "table",
+    "static_table", "row",
     "banner", "define", "selection", "sidebar", "source_kind", "PAGES", "PageSpec", "configure_page",
     "current_page", "navigation", "FILTER_COLUMNS", "Selection",
 ]

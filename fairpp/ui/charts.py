@@ -16,7 +16,7 @@ import streamlit as st
 from fairpp.figures.theme import fixed_margins
 
 __all__ = ["chart", "download_frame", "download_figure", "figure", "selected", "slug", "styled_answers", "table",
-           "row", "FIGURE_SIZES"]
+           "static_table", "row", "FIGURE_SIZES"]
 
 #: Image sizes offered for figure downloads: label -> (width, height) in pixels.
 FIGURE_SIZES: dict[str, tuple[int, int]] = {"1600 × 900 (16:9 slide)": (1600, 900),
@@ -159,6 +159,32 @@ def table(frame: pd.DataFrame, *, max_rows: int = 16, **kwargs: Any) -> Any:
     """``st.dataframe`` without the index, tall enough to show up to ``max_rows`` rows without scrolling."""
     height = 38 + 35 * min(len(frame), max_rows)
     return st.dataframe(frame, hide_index=True, width="stretch", height=height, **kwargs)
+
+
+# st.table's look: thin inner lines, a rounded outline, muted headers; colours follow the theme's text colour
+_STATIC_CSS = """<style>
+div.fairpp-table {overflow-x: auto; border: 1px solid rgba(128, 128, 128, 0.22); border-radius: 0.5rem;
+                  margin-bottom: 0.5rem;}
+table.fairpp-static {border-collapse: collapse; border-style: hidden; width: 100%; font-size: 14px; line-height: 1.5;}
+table.fairpp-static th, table.fairpp-static td {border: 1px solid rgba(128, 128, 128, 0.22); padding: 4px 6px;
+                                                text-align: left; vertical-align: middle;}
+table.fairpp-static th, table.fairpp-static.row-heads td:first-child {font-weight: 400;
+                                                color: color-mix(in srgb, currentColor 70%, transparent);}
+table.fairpp-static td.num {text-align: right; font-variant-numeric: tabular-nums;}
+</style>"""
+
+
+def static_table(frame: pd.DataFrame, *, row_heads: bool = True, digits: int = 3) -> None:
+    """A small table drawn as plain HTML (:func:`fairpp.report.html_table`: every text escaped), muted like
+    row headers in its first column when ``row_heads``.
+
+    For a handful of rows that need no sorting or scrolling: ``st.table`` renders every cell as markdown,
+    which made a 13-row table cost about 80 ms of drawing on each visit to its tab.
+    """
+    from fairpp.report import html_table
+
+    cls = "fairpp-static row-heads" if row_heads else "fairpp-static"
+    st.html(_STATIC_CSS + html_table(frame, cls=cls, digits=digits, wrap="fairpp-table"))
 
 
 def row(count: int, *, width: int = 460, gap: str = "medium") -> list[Any]:
