@@ -385,17 +385,25 @@ def test_models_positions_match_the_store(tmp_path):
     assert set(mine["respondent"]) >= {"Civic Pragmatists", "Qwen2.5-7B-Instruct"}
 
 
-@pytest.mark.parametrize("query", [
-    {"respondents": ["Qwen2.5-7B-Instruct"]},
-    {"respondents": ["Qwen2.5-7B-Instruct", "Civic Pragmatists"]},
-    {"dimension": ["2"], "personas.section": "Cluster map"},
-    {"topic": ["fair treatment"], "group": ["men"], "dimension": ["5"]},
-    {"explore.view": "questions", "explore.page": "99"},
+@pytest.mark.parametrize("query, guards", [
+    ({"respondents": ["Qwen2.5-7B-Instruct"]},
+     {"models": "needs at least one model and one persona", "reweight": "needs at least two personas"}),
+    ({"respondents": ["Qwen2.5-7B-Instruct", "Civic Pragmatists"]},
+     {"models": "No map: the map needs at least two personas", "reweight": "needs at least two personas"}),
+    ({"dimension": ["2"], "personas.section": "Cluster map"},
+     {"personas": "The map needs at least two dimensions", "models": "No map: the map needs at least two dimensions"}),
+    ({"topic": ["fair treatment"], "group": ["men"], "dimension": ["5"]},
+     {"personas": "A radar needs at least three dimensions", "models": "the map needs at least two dimensions"}),
+    ({"explore.view": "questions", "explore.page": "99"}, {"explore": "go back to page 1"}),
 ])
-def test_narrow_selections_show_guards_not_errors(db, query):
+def test_narrow_selections_show_guards_not_errors(db, query, guards):
+    """Every page copes with a narrow selection; where a view cannot be drawn, its page says why and what to do."""
     for page in [p.path for p in PAGES]:
         at = _open(page, **query)
         _ok(at)
+        guard = guards.get(Path(page).stem)
+        if guard:
+            assert any(guard in m.value for m in at.info), (page, [m.value for m in at.info])
 
 
 def test_the_app_config_turns_off_the_full_gc_after_every_run():
