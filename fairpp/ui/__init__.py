@@ -20,8 +20,8 @@ Charts and tables (:mod:`.charts`)
     a CSV download of ``data``) and returns the selected points; ``selected(points, columns)`` turns their
     ``customdata`` into a frame; ``download_frame(frame_or_callable, key=, file_name=, fmt=)``;
     ``table(frame)`` (a dataframe sized to its rows); ``static_table(frame)`` (a few rows as plain HTML, drawn
-    faster than ``st.table``); ``row(n)`` (side-by-side containers that wrap on narrow
-    screens); ``styled_answers(frame, mask)``.
+    faster than ``st.table``); ``row(n)`` (side-by-side containers that wrap on narrow screens);
+    ``styled_answers(frame, mask)``.
 Cached data (:mod:`.data`; keyed by the selection, invalidated by a load)
     ``data.get_store()``, ``data.positions(sel, by, who)``, ``data.answer_mix``, ``data.question_counts``,
     ``data.answer_matrix``, ``data.distances``, ``data.agreement``, ``data.unit_projection`` (UMAP runs in a
