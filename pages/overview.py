@@ -41,7 +41,9 @@ with right:
     if mix.empty:
         st.info("No answers match the filters.")
     else:
-        ui.chart(ui.figure(figures.answer_mix, mix), key="overview.answer_mix", data=mix, filename="fairpp-answer-mix")
+        # in its column the plot is about 220 px wide (the names take the rest), which sizes the legend's room
+        ui.chart(ui.figure(figures.answer_mix, mix, width=220), key="overview.answer_mix", data=mix,
+                 filename="fairpp-answer-mix")
         ui.define("answer_mix")
 
 st.subheader("The five preference dimensions")

@@ -35,7 +35,8 @@ def positions_tab() -> None:
     left, right = (st.container(), st.container()) if side else ui.row(2)
     with left:
         if len(sel.dims) >= 3:
-            fig = ui.figure(figures.radar, sub, respondents=show, side_by_side=side, regions=regions)
+            # beside the bars the radar is about 460 px wide, which sizes the legend's room above it
+            fig = ui.figure(figures.radar, sub, respondents=show, side_by_side=side, regions=regions, width=460)
             ui.chart(fig, key="personas.radar", data=sub, filename="fairpp-radar")
             if side:
                 st.caption(" · ".join(f"D{d} = {figures.dimension_label(d, style='poles')}" for d in sel.dims))

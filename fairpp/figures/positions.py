@@ -82,11 +82,13 @@ def _polar_domains(n: int, cols: int) -> list[dict]:
 
 
 def radar(pos: pd.DataFrame, *, respondents: Sequence[str] | None = None, side_by_side: bool = False,
-          regions: Mapping[str, str | None] | None = None, cols: int = 3, title: str | None = None) -> go.Figure:
+          regions: Mapping[str, str | None] | None = None, cols: int = 3, title: str | None = None,
+          width: float = 900) -> go.Figure:
     """Radar of each respondent's position (radius, 0..1) with its 95% interval as a shaded band.
 
     ``side_by_side`` draws one small radar per respondent (``cols`` per row, axes labelled D1..D5) instead of
-    overlaying them.
+    overlaying them. The overlaid radar's legend sits above it, with room for the rows it takes on a figure
+    ``width`` pixels wide (:func:`~fairpp.figures.theme.legend_above`).
     """
     groups = _groups(pos, _order(pos, respondents))
     n = len(groups)
@@ -113,10 +115,8 @@ def radar(pos: pd.DataFrame, *, respondents: Sequence[str] | None = None, side_b
                            "angle": 90, "tickangle": 90},
             "angularaxis": {"tickfont": {"size": 11 if not side_by_side else 9}, "rotation": 90,
                             "direction": "clockwise"}}
-    layout: dict = {"template": "fairpp", "title": title, "height": 560 if not side_by_side else 330 * rows + 40,
-                    "legend": {"orientation": "h", "y": -0.05, "yanchor": "top", "x": 0.5, "xanchor": "center",
-                               "font": {"size": 11}},
-                    "margin": {"l": 110, "r": 110, "t": 60 if side_by_side or title else 40, "b": 20}}
+    layout: dict = {"template": "fairpp", "title": title, "height": 460 if not side_by_side else 330 * rows + 40,
+                    "margin": {"l": 110, "r": 110, "t": 60 if side_by_side or title else 40, "b": 30}}
     if side_by_side:
         domains = _polar_domains(n, ncols)
         for i, ((name, _), dom) in enumerate(zip(groups, domains)):
@@ -124,9 +124,19 @@ def radar(pos: pd.DataFrame, *, respondents: Sequence[str] | None = None, side_b
         layout["annotations"] = [{"text": name, "x": (dom["x"][0] + dom["x"][1]) / 2, "y": dom["y"][1],
                                   "xref": "paper", "yref": "paper", "yanchor": "bottom", "yshift": 18,
                                   "showarrow": False, "font": {"size": 13}} for (name, _), dom in zip(groups, domains)]
-    else:
-        layout["polar"] = axis
-    return go.Figure({"data": traces, "layout": layout})
+        return go.Figure({"data": traces, "layout": layout})
+    layout["polar"] = axis
+    # the legend starts at the plot's left edge (110 px in) and may run to the figure's right edge; it is lifted
+    # clear of the top dimension's two-line label, which sits above the circle when the circle fills the height
+    spec = legend_above({"data": traces, "layout": layout}, width=width - 110, grow=True)
+    spec["layout"]["margin"]["t"] += _TOP_LABEL
+    spec["layout"]["height"] += _TOP_LABEL
+    plot_h = spec["layout"]["height"] - spec["layout"]["margin"]["t"] - spec["layout"]["margin"]["b"]
+    spec["layout"]["legend"].update(y=1 + _TOP_LABEL / plot_h, tracegroupgap=0)  # no gap: one entry per group
+    return go.Figure(spec)
+
+
+_TOP_LABEL = 44  # px: a two-line angular tick label and its gap above the circle
 
 
 def dimension_bars(pos: pd.DataFrame, *, respondents: Sequence[str] | None = None,

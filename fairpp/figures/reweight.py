@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from fairpp.figures.theme import ANSWER_COLOURS, respondent_style
+from fairpp.figures.theme import ANSWER_COLOURS, legend_above, respondent_style
 
 __all__ = ["distribution_chart", "js_chart", "tier_chart"]
 
@@ -75,8 +75,10 @@ def distribution_chart(effect: pd.DataFrame, *, title: str | None = None) -> go.
     return fig
 
 
-def js_chart(effect: pd.DataFrame, *, base_label: str = "base 2", title: str | None = None) -> go.Figure:
-    """Dumbbells: each persona's JS distance to the training distribution before (open) and after (filled)."""
+def js_chart(effect: pd.DataFrame, *, base_label: str = "base 2", title: str | None = None,
+             width: float = 600) -> go.Figure:
+    """Dumbbells: each persona's JS distance to the training distribution before (open) and after (filled); the
+    legend above, with room for the rows it takes on a plot ``width`` pixels wide."""
     rows = effect[effect["kind"] != "training"]
     fig = go.Figure()
     for r, k, b, a in zip(rows["respondent"], rows["kind"], rows["js_before"], rows["js_after"]):
@@ -94,7 +96,5 @@ def js_chart(effect: pd.DataFrame, *, base_label: str = "base 2", title: str | N
     fig.update_layout(template="fairpp", height=140 + 34 * len(rows), title=title,
                       xaxis={"title": f"Jensen-Shannon distance to the training set ({base_label})",
                              "rangemode": "tozero"},
-                      yaxis={"autorange": "reversed"},
-                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
-                      margin={"t": 60 if title else 40})
-    return fig
+                      yaxis={"autorange": "reversed"})
+    return legend_above(fig, width=width, grow=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from fairpp.figures.theme import ANSWER_COLOURS, POSITION_SCALE
+from fairpp.figures.theme import ANSWER_COLOURS, POSITION_SCALE, legend_above
 
 __all__ = ["taxonomy_chart", "answer_mix", "slice_grid"]
 
@@ -47,10 +47,11 @@ def taxonomy_chart(counts: pd.DataFrame, *, kind: str = "sunburst", title: str |
     return fig
 
 
-def answer_mix(mix: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+def answer_mix(mix: pd.DataFrame, *, title: str | None = None, width: float = 900) -> go.Figure:
     """Stacked horizontal bars: the share of A, B, C and unparsed replies per respondent.
 
-    ``mix`` has columns ``respondent, answer, count, share`` (see :func:`fairpp.explore.answer_mix`).
+    ``mix`` has columns ``respondent, answer, count, share`` (see :func:`fairpp.explore.answer_mix`). The legend
+    sits above the bars, with room for the rows it takes on a plot ``width`` pixels wide.
     """
     fig = go.Figure()
     order = list(dict.fromkeys(mix["respondent"]))
@@ -66,9 +67,8 @@ def answer_mix(mix: pd.DataFrame, *, title: str | None = None) -> go.Figure:
     fig.update_layout(template="fairpp", barmode="stack", height=120 + 28 * len(order), title=title,
                       xaxis={"range": [0, 1], "tickformat": ".0%", "title": "share of replies"},
                       yaxis={"autorange": "reversed"},
-                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "traceorder": "normal"},
-                      margin={"t": 60 if title else 40})
-    return fig
+                      legend={"traceorder": "normal"})
+    return legend_above(fig, width=width, grow=True)
 
 
 def _wrap(name: str, width: int = 12) -> str:
