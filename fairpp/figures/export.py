@@ -29,7 +29,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from fairpp.figures import theme  # noqa: F401  (registers the "fairpp" template)
-from fairpp.figures.theme import legend_above
+from fairpp.figures.theme import legend_above, legend_lift
 from fairpp.schema import FairppError
 
 __all__ = ["FORMATS", "PRESETS", "MIME", "export_figure", "chromium_path", "export_available", "INSTALL_HINT"]
@@ -93,6 +93,7 @@ def _themed(fig: go.Figure, *, width: int, height: int, scale: float | None, tit
             note: str | None) -> tuple[go.Figure, float]:
     """A copy in the house template, sized so that the image is ``width`` x ``height`` pixels; returns the zoom."""
     out = go.Figure(fig)
+    lift = legend_lift(fig)  # in pixels, before the copy is resized
     head, extra = _header(title if not out.layout.title.text else None, note)
     designed = float(out.layout.height or 600) + extra
     zoom = float(scale) if scale is not None else min(max(height / designed, 1.0), 2.5)
@@ -101,10 +102,9 @@ def _themed(fig: go.Figure, *, width: int, height: int, scale: float | None, tit
     # the app's charts carry margins computed for the screen (fixed_margins); an image can afford plotly's own
     out.update_xaxes(automargin=True)
     out.update_yaxes(automargin=True)
-    legend = out.layout.legend
-    if legend.yanchor == "bottom" and legend.y == 1 and legend.orientation == "h":  # a legend above the plot
+    if lift is not None:  # a legend above the plot: rows for the image's width, as high above it as before
         margin = out.layout.margin
-        legend_above(out, width=width / zoom - (margin.l or 80) - (margin.r or 80))  # rows for the image's width
+        legend_above(out, width=width / zoom - (margin.l or 80) - (margin.r or 80), clear=lift)
     if head:
         top = out.layout.margin.t if out.layout.margin.t is not None else 50
         out.update_layout(title=head if not out.layout.title.text else {"subtitle": head.get("subtitle")},

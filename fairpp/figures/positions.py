@@ -126,14 +126,11 @@ def radar(pos: pd.DataFrame, *, respondents: Sequence[str] | None = None, side_b
                                   "showarrow": False, "font": {"size": 13}} for (name, _), dom in zip(groups, domains)]
         return go.Figure({"data": traces, "layout": layout})
     layout["polar"] = axis
+    layout["legend"] = {"tracegroupgap": 0}  # no gap between groups: each holds one entry
     # the legend starts at the plot's left edge (110 px in) and may run to the figure's right edge; it is lifted
     # clear of the top dimension's two-line label, which sits above the circle when the circle fills the height
-    spec = legend_above({"data": traces, "layout": layout}, width=width - 110, grow=True)
-    spec["layout"]["margin"]["t"] += _TOP_LABEL
-    spec["layout"]["height"] += _TOP_LABEL
-    plot_h = spec["layout"]["height"] - spec["layout"]["margin"]["t"] - spec["layout"]["margin"]["b"]
-    spec["layout"]["legend"].update(y=1 + _TOP_LABEL / plot_h, tracegroupgap=0)  # no gap: one entry per group
-    return go.Figure(spec)
+    return go.Figure(legend_above({"data": traces, "layout": layout}, width=width - 110, grow=True,
+                                  clear=_TOP_LABEL))
 
 
 _TOP_LABEL = 44  # px: a two-line angular tick label and its gap above the circle

@@ -29,7 +29,7 @@ from fairpp.schema import persona_names, taxonomy
 __all__ = [
     "TEMPLATE", "PERSONA_COLOURS", "REGION_COLOURS", "REGION_SYMBOLS", "ANSWER_COLOURS", "EXTRA_COLOURS",
     "respondent_style", "dimension_label", "dimension_axis", "dimensions", "SEQUENTIAL", "DIVERGING",
-    "POSITION_SCALE", "short_name", "fixed_margins", "legend_above",
+    "POSITION_SCALE", "short_name", "fixed_margins", "legend_above", "legend_lift",
 ]
 
 # Okabe & Ito (2008), in persona survey order; yellow replaced by black for contrast on white.
@@ -213,7 +213,8 @@ _LEGEND_EM = 0.56  # legend text width per character, in em (measured: 0.49; a l
 _LEGEND_ROW = 20.0  # height of a row of legend entries at 11 px text (measured: 19)
 
 
-def legend_above(fig: Any, *, width: float = 900.0, grow: bool = False, font_size: float = 11.0) -> Any:
+def legend_above(fig: Any, *, width: float = 900.0, grow: bool = False, font_size: float = 11.0,
+                 clear: float = 0.0) -> Any:
     """Put the legend of ``fig`` in horizontal rows just above the plot and make room for it in the top margin,
     counting the rows it takes on a plot ``width`` pixels wide. ``fig`` is a figure or a figure's spec (a dict
     with ``data``, a list of trace dicts, and ``layout``, a dict); it is changed in place and returned.
@@ -225,7 +226,8 @@ def legend_above(fig: Any, *, width: float = 900.0, grow: bool = False, font_siz
     room itself (the legend pushes the top margin: one more drawing), so the legend never covers the plot.
 
     ``grow`` makes the figure taller by the legend's rows (the plot keeps its height). A title goes to the top
-    edge, above the legend.
+    edge, above the legend. ``clear`` lifts the legend that many pixels above the plot, for labels drawn above
+    it (a radar's top axis label); :func:`legend_lift` reads it back.
 
     >>> f = legend_above(go.Figure([go.Scatter(name=n) for n in ["Progressive Activists", "Civic Pragmatists"]]))
     >>> f.layout.legend.yanchor, f.layout.margin.t
@@ -242,7 +244,7 @@ def legend_above(fig: Any, *, width: float = 900.0, grow: bool = False, font_siz
         rows = 1
     else:  # columns as wide as the widest entry
         rows = math.ceil(len(names) / max(1, int((width - 10) // max(widths))))
-    room = math.ceil(rows * _LEGEND_ROW + 10)
+    room = math.ceil(rows * _LEGEND_ROW + 10 + clear)
     title = fig["layout"].get("title") if spec else fig.layout.title.text
     patch: dict[str, Any] = {"legend": {"orientation": "h", "x": 0.0, "xanchor": "left", "y": 1.0,
                                         "yanchor": "bottom", "font": {"size": font_size}},
@@ -254,6 +256,9 @@ def legend_above(fig: Any, *, width: float = 900.0, grow: bool = False, font_siz
         fig.update_layout(patch)
         if grow:
             fig.layout.height = (fig.layout.height or 450) + room
+        if clear:
+            plot_h = (fig.layout.height or 450) - fig.layout.margin.t - (fig.layout.margin.b or 50)
+            fig.layout.legend.y = 1 + clear / plot_h
         return fig
     layout = fig["layout"]
     for key, value in patch.items():
@@ -263,7 +268,24 @@ def legend_above(fig: Any, *, width: float = 900.0, grow: bool = False, font_siz
         layout[key] = {**old, **value} if isinstance(old, dict) else value
     if grow:
         layout["height"] = (layout.get("height") or 450) + room
+    if clear:
+        plot_h = (layout.get("height") or 450) - layout["margin"]["t"] - layout["margin"].get("b", 50)
+        layout["legend"]["y"] = 1 + clear / plot_h
     return fig
+
+
+def legend_lift(fig: go.Figure) -> float | None:
+    """How many pixels above the plot :func:`legend_above` lifted the legend of ``fig`` (0 at the plot's top
+    edge); None when its legend is not above the plot in rows.
+
+    >>> legend_lift(legend_above(go.Figure(go.Scatter(name="a"), layout={"height": 400}), clear=30))
+    30.0
+    """
+    legend, margin = fig.layout.legend, fig.layout.margin
+    if legend.orientation != "h" or legend.yanchor != "bottom" or legend.y is None or legend.y < 1:
+        return None
+    plot_h = (fig.layout.height or 450) - (margin.t if margin.t is not None else 100) - (margin.b or 50)
+    return round((legend.y - 1) * plot_h, 6)
 
 
 def fixed_margins(fig: go.Figure, *, font_size: float = 13.0) -> go.Figure:
