@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from fairpp.figures.browser import for_browser
 from fairpp.figures.theme import fixed_margins
 
 __all__ = ["chart", "download_frame", "download_figure", "figure", "selected", "slug", "styled_answers", "table",
@@ -115,7 +116,8 @@ def chart(fig: go.Figure, *, key: str, data: pd.DataFrame | None = None, filenam
     config = {"displaylogo": False, "scrollZoom": False,
               "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2},
               "modeBarButtonsToRemove": ["sendDataToCloud"]}
-    event = st.plotly_chart(fig, key=key, on_select="rerun" if select else "ignore", theme=None, config=config,
+    # for_browser: the same drawing, sent so that the component's second Plotly.react recomputes nothing
+    event = st.plotly_chart(for_browser(fig), key=key, on_select="rerun" if select else "ignore", theme=None, config=config,
                             width="stretch", **({"selection_mode": list(selection_mode)} if select else {}))
     if caption:
         st.caption(caption)
