@@ -39,3 +39,15 @@ def test_frames_with_unhashable_cells_are_keyed_too():
     assert ui.figure(build, frame) is ui.figure(build, frame.copy())
     assert ui.figure(build, frame.assign(extra=[[1], [3]])) is not ui.figure(build, frame)
     assert len(calls) == 2
+
+
+def test_the_browser_form_is_made_once_per_kept_figure():
+    from fairpp.ui import charts
+
+    first = go.Figure(go.Bar(x=np.array([1.0, 2.0]), y=["a", "b"], orientation="h"), layout={"template": "fairpp"})
+    sent = charts._sent(first)
+    assert charts._sent(first) is sent  # a rerun drawing the kept figure reuses its browser form
+    assert sent.to_dict()["layout"]["template"] is None and list(sent.data[0].x) == [1.0, 2.0]
+    other = go.Figure(first)  # equal content, another figure: converted on its own
+    assert charts._sent(other) is not sent
+    assert charts._sent(other).layout.datarevision == sent.layout.datarevision

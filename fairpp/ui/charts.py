@@ -5,6 +5,7 @@ import hashlib
 import pickle
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
@@ -116,8 +117,7 @@ def chart(fig: go.Figure, *, key: str, data: pd.DataFrame | None = None, filenam
     config = {"displaylogo": False, "scrollZoom": False,
               "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2},
               "modeBarButtonsToRemove": ["sendDataToCloud"]}
-    # for_browser: the same drawing, sent so that the component's second Plotly.react recomputes nothing
-    event = st.plotly_chart(for_browser(fig), key=key, on_select="rerun" if select else "ignore", theme=None, config=config,
+    event = st.plotly_chart(_sent(fig), key=key, on_select="rerun" if select else "ignore", theme=None, config=config,
                             width="stretch", **({"selection_mode": list(selection_mode)} if select else {}))
     if caption:
         st.caption(caption)
@@ -207,6 +207,28 @@ _figures_lock = threading.Lock()
 @st.cache_resource(show_spinner=False)
 def _figures() -> OrderedDict[str, go.Figure]:
     return OrderedDict()
+
+
+@st.cache_resource(show_spinner=False)
+def _sent_figures() -> OrderedDict[int, tuple[weakref.ref, go.Figure]]:
+    return OrderedDict()
+
+
+def _sent(fig: go.Figure) -> go.Figure:
+    """``for_browser(fig)`` (the same drawing, in a form the component's second ``Plotly.react`` does not
+    recompute), kept while ``fig`` lives: the figures :func:`figure` shares between reruns are converted once."""
+    cache = _sent_figures()
+    with _figures_lock:
+        hit = cache.get(id(fig))
+        if hit is not None and hit[0]() is fig:
+            cache.move_to_end(id(fig))
+            return hit[1]
+    sent = for_browser(fig)
+    with _figures_lock:
+        cache[id(fig)] = (weakref.ref(fig), sent)
+        while len(cache) > _FIGURES_KEPT:
+            cache.popitem(last=False)
+    return sent
 
 
 def _fingerprint(value: Any) -> Any:
