@@ -11,6 +11,9 @@ radar, dimension_bars, position_strip      positions with 95% intervals (:mod:`.
 cluster_map, model_map                     maps of the preference space (:mod:`.maps`)
 matrix_heatmap                             JS distance / agreement / kappa (:mod:`.matrices`)
 taxonomy_chart, answer_mix, slice_grid     what is loaded and how it splits (:mod:`.slices`)
+
+The dashboard sends each figure through :func:`fairpp.figures.browser.for_browser` (the same drawing, in a
+form plotly.js redraws without recomputing); exports and the report use the figures as built.
 """
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ URL-bound widgets (:mod:`.params`)
     key="<page>.section", bind="query-params")`` and draw only the tab whose ``.open`` is true.
 Charts and tables (:mod:`.charts`)
     ``chart(fig, key=, data=, filename=, select=, caption=)`` draws a figure (hover, PNG from the modebar at 2x,
-    a CSV download of ``data``) and returns the selected points; ``selected(points, columns)`` turns their
+    a CSV download of ``data``; sent as ``figures.browser.for_browser(fig)``, so that Streamlit's second
+    ``Plotly.react`` of each chart recomputes nothing) and returns the selected points; ``selected(points, columns)`` turns their
     ``customdata`` into a frame; ``download_frame(frame_or_callable, key=, file_name=, fmt=)``;
     ``table(frame)`` (a dataframe sized to its rows); ``static_table(frame)`` (a few rows as plain HTML, drawn
     faster than ``st.table``); ``row(n)`` (side-by-side containers that wrap on narrow screens);
