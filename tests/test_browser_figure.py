@@ -54,6 +54,9 @@ def test_line_switches_keep_plotlys_defaults():
     # plotly.js shows an axis line only for a colour the figure gives, and no grid along bars' categories
     assert spec["xaxis"]["showline"] is False and spec["xaxis"]["showgrid"] is True
     assert spec["yaxis"]["showgrid"] is False and spec["yaxis"]["zeroline"] is False
+    hist = go.Figure(go.Histogram(y=np.array([1.0, 2.0, 2.0])), layout={"template": "fairpp"})  # horizontal
+    spec = for_browser(hist).to_dict()["layout"]
+    assert spec["yaxis"]["showgrid"] is False and spec["xaxis"]["showgrid"] is True
     own = go.Figure(go.Scatter(x=[1, 2], y=[1, 2]), layout={"template": "fairpp", "xaxis": {"linewidth": 2}})
     assert "showline" not in for_browser(own).to_dict()["layout"]["xaxis"]  # the figure's width shows it
 

@@ -122,10 +122,10 @@ def _axes(traces: list[dict], layout: dict) -> dict[str, bool] | None:
         axes.setdefault(y, False)
         if kind in _ORIENTED:
             orientation = t.get("orientation")
-            if orientation is None and kind in ("bar", "histogram") and ("x" in t) != ("y" in t):
-                orientation = "h" if "x" in t else "v"
-            elif orientation is None and kind == "bar":
-                orientation = "v"
+            if orientation is None and kind == "bar":  # plotly.js: horizontal when only x is given
+                orientation = "h" if "x" in t and "y" not in t else "v"
+            elif orientation is None and kind == "histogram":  # horizontal when only y is given
+                orientation = "h" if "y" in t and "x" not in t else "v"
             if orientation not in ("h", "v"):
                 return None
             axes[y if orientation == "h" else x] = True
