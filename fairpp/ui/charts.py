@@ -7,7 +7,7 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -201,6 +201,7 @@ def row(count: int, *, width: int = 460, gap: str = "medium") -> list[Any]:
 
 # -- built figures, kept between reruns -----------------------------------------------------------------------
 _FIGURES_KEPT = 64
+T = TypeVar("T")
 _figures_lock = threading.Lock()
 
 
@@ -217,18 +218,24 @@ def _sent_figures() -> OrderedDict[int, tuple[weakref.ref, go.Figure]]:
 def _sent(fig: go.Figure) -> go.Figure:
     """``for_browser(fig)`` (the same drawing, in a form the component's second ``Plotly.react`` does not
     recompute), kept while ``fig`` lives: the figures :func:`figure` shares between reruns are converted once."""
-    cache = _sent_figures()
+    return _kept(_sent_figures(), id(fig), lambda: (weakref.ref(fig), for_browser(fig)),
+                 fresh=lambda hit: hit[0]() is fig)[1]
+
+
+def _kept(cache: OrderedDict, key: Any, build: Callable[[], T], *, fresh: Callable[[T], bool] = lambda _: True) -> T:
+    """``cache[key]`` if there (and ``fresh``), else ``build()`` stored under ``key``; the least recently used of
+    more than ``_FIGURES_KEPT`` entries are dropped. ``build`` runs outside the lock."""
     with _figures_lock:
-        hit = cache.get(id(fig))
-        if hit is not None and hit[0]() is fig:
-            cache.move_to_end(id(fig))
-            return hit[1]
-    sent = for_browser(fig)
+        hit = cache.get(key)
+        if hit is not None and fresh(hit):
+            cache.move_to_end(key)
+            return hit
+    value = build()
     with _figures_lock:
-        cache[id(fig)] = (weakref.ref(fig), sent)
+        cache[key] = value
         while len(cache) > _FIGURES_KEPT:
             cache.popitem(last=False)
-    return sent
+    return value
 
 
 def _fingerprint(value: Any) -> Any:
@@ -260,15 +267,4 @@ def figure(builder: Callable[..., go.Figure], *args: Any, **kwargs: Any) -> go.F
     """
     key = hashlib.sha1(repr((builder.__module__, builder.__qualname__, _fingerprint(args),
                              _fingerprint(kwargs))).encode()).hexdigest()
-    cache = _figures()
-    with _figures_lock:
-        fig = cache.get(key)
-        if fig is not None:
-            cache.move_to_end(key)
-            return fig
-    fig = fixed_margins(builder(*args, **kwargs))
-    with _figures_lock:
-        cache[key] = fig
-        while len(cache) > _FIGURES_KEPT:
-            cache.popitem(last=False)
-    return fig
+    return _kept(_figures(), key, lambda: fixed_margins(builder(*args, **kwargs)))
