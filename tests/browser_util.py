@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 __all__ = ["ROOT", "SCREENS", "CHROMIUM", "CHROMIUM_FLAGS", "INSTALL_HINT", "free_port", "wait_until", "Server",
            "streamlit_server", "require_chromium", "chromium", "new_context", "new_page", "runs", "settle", "PageError", "charts",
-           "trace_counts", "chart_info", "exceptions", "error_texts", "metric_values", "nav_links", "screenshot",
+           "trace_counts", "chart_info", "exceptions", "error_texts", "metric_values", "wait_for_metric", "nav_links", "screenshot",
            "mark_charts", "wait_redrawn", "process_memory"]
 
 
@@ -387,6 +387,21 @@ def metric_values(page: Any) -> dict[str, str]:
     return dict(page.evaluate("""() => [...document.querySelectorAll("[data-testid='stMetric']")].map(m => [
         (m.querySelector("[data-testid='stMetricLabel']") || {}).innerText?.trim(),
         (m.querySelector("[data-testid='stMetricValue']") || {}).innerText?.trim()])"""))
+
+
+def wait_for_metric(page: Any, label: str, value: str, timeout: float) -> None:
+    """Wait (in the browser, no polling here) until the ``st.metric`` labelled ``label`` shows ``value``; on timeout
+    the error lists every metric on the page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("""([label, value]) => [...document.querySelectorAll("[data-testid='stMetric']")].some(m =>
+            (m.querySelector("[data-testid='stMetricLabel']") || {}).innerText?.trim() === label
+            && (m.querySelector("[data-testid='stMetricValue']") || {}).innerText?.trim() === value)""",
+                               arg=[label, value], timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        raise TimeoutError(f"waited {timeout:g} s for metric {label!r} = {value!r}; metrics {metric_values(page)}") \
+            from None
 
 
 def nav_links(page: Any) -> list[str]:

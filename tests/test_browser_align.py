@@ -154,8 +154,7 @@ def test_persona_lab_defines_runs_and_lands_on_the_map(server, browser):
         page.locator(".st-key-persona_lab-portrayal textarea").fill(
             "You are like the Progressive Activists, only younger.")
         page.get_by_role("button", name="Save persona").click()
-        bu.wait_until(lambda: page.get_by_text("Saved 'Young Activists'").count() > 0, 30,
-                      message="the persona to be saved")
+        page.get_by_text("Saved 'Young Activists'").first.wait_for(timeout=30_000)
         bu.settle(page)
         with ChatServer(_young_activists, latency=0.02) as chat:
             for key, value in (("persona_lab-base_url", chat.url), ("persona_lab-model", "test-model")):
@@ -168,8 +167,7 @@ def test_persona_lab_defines_runs_and_lands_on_the_map(server, browser):
             n.press("Enter")
             bu.settle(page)
             page.get_by_role("button", name="Run").click()
-            bu.wait_until(lambda: bu.metric_values(page).get("Answered") == "30/30", 90,
-                          message=lambda: f"the run to land; metrics {bu.metric_values(page)}")
+            bu.wait_for_metric(page, "Answered", "30/30", 90)
             bu.settle(page, 1)
             assert chat.chat_requests >= 30
         assert bu.exceptions(page) == 0

@@ -183,8 +183,7 @@ def test_browser_probe_runs_to_completion_and_draws_the_point(tmp_path):
         n.press("Enter")
         bu.settle(page)
         page.get_by_role("button", name="Start probe").click()
-        bu.wait_until(lambda: page.get_by_text("complete ·").count() > 0, 90,
-                      message=lambda: f"the run to complete; metrics {bu.metric_values(page)}")
+        page.get_by_text("complete ·").first.wait_for(timeout=90_000)
         bu.settle(page, at_least=True, charts=2)
         assert bu.exceptions(page) == 0
         metrics = bu.metric_values(page)
