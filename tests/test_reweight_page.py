@@ -75,6 +75,15 @@ def test_target_and_exponents_come_from_the_url(db):
     assert eff.loc[eff["kind"] == "target", "respondent"].item() == "Loyal Nationals"
 
 
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "abc"])
+def test_a_bad_exponent_in_the_url_falls_back_to_the_default(db, bad):
+    at = _open(**{"reweight.alpha": bad, "reweight.beta": "0.5"})  # _open checks: no exception, no error box
+    assert at.slider(key="reweight.alpha").value == pytest.approx(1.0)
+    assert at.slider(key="reweight.beta").value == pytest.approx(0.5)  # the good one is kept
+    assert "reweight.alpha" not in at.query_params  # the link no longer carries the bad value
+    assert _tiers(at)["weight per record"].notna().any()
+
+
 def test_demo_data_is_labelled_synthetic(tmp_path, monkeypatch):
     from fairpp.sources.demo import build_demo
     from fairpp.store import Store

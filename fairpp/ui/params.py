@@ -9,9 +9,12 @@ left out, to keep links short).
 
 >>> _parse(["1", "x"], [1, 2, 3], multi=True)
 [1]
+>>> _parse(["nan", "inf", "0.5"], None, multi=True, kind=float)
+[0.5]
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import streamlit as st
@@ -35,9 +38,12 @@ def _parse(raw: list[str], options: Sequence[Any] | None, *, multi: bool, kind: 
             out.append(s.lower() in ("1", "true", "yes", "on"))
         elif kind is not None:
             try:
-                out.append(kind(s))
+                value = kind(s)
             except (TypeError, ValueError):
                 continue
+            if isinstance(value, float) and not math.isfinite(value):  # "nan", "inf": no widget takes them
+                continue
+            out.append(value)
         else:
             out.append(s)
     if multi:
