@@ -48,6 +48,9 @@ def wait_until(predicate: Callable[[], T], timeout: float, *, interval: float = 
                message: str | Callable[[], str] = "condition") -> T:
     """Poll ``predicate`` until it returns something truthy (returned) or raise ``TimeoutError`` after ``timeout`` s.
 
+    Only for conditions with no event to wait on (the server's health URL); in a page, use Playwright's own waits
+    (``locator.wait_for``, ``page.wait_for_function``, :func:`wait_for_metric`).
+
     >>> wait_until(lambda: 3, 1.0)
     3
     """

@@ -41,10 +41,9 @@ def _page(browser, width: int = 1440, height: int = 900):
 
 def _report_frame(page):
     """The preview iframe's frame once its plotly charts are drawn."""
-    page.wait_for_selector("iframe", state="attached")
-    handle = bu.wait_until(lambda: next((f for f in page.frames if f != page.main_frame
-                                         and f.query_selector("main section")), None), 60,
-                           message="the report preview")
+    preview = page.locator("iframe")  # the page's one iframe (a second one would fail Playwright's strict mode)
+    preview.content_frame.locator("main section").first.wait_for(timeout=60_000)
+    handle = preview.element_handle().content_frame()
     handle.wait_for_function("""() => { const els = [...document.querySelectorAll('.js-plotly-plot')];
         return els.length > 0 && els.every(el => el.querySelector('.main-svg')); }""", timeout=60_000)
     return handle
